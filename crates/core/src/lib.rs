@@ -1,0 +1,51 @@
+//! fugue's domain model, traits and contracts.
+//!
+//! This crate is what everything else in fugue — and every plugin — builds on:
+//!
+//! * the plan model ([`Plan`], [`TaskSpec`], [`Phase`], [`Scope`] and friends), which is also
+//!   the source of the JSON schemas in `schemas/` ([`schema`]);
+//! * the state-file shapes kept compatible with the playbooks ([`state`]);
+//! * the traits [`Agent`], [`QualityGate`] and [`Planner`] with their context and report types;
+//! * the pure phase state machine ([`PhaseMachine`]);
+//! * the plugin ABI ([`plugin`]).
+//!
+//! With the `load` feature it also reads plan files ([`load`]): YAML or JSON, validated against
+//! the schema and then semantically, with every problem reported as a diagnostic that names
+//! file, line and column.
+
+mod agent;
+mod command;
+mod diag;
+mod duration;
+mod gate;
+mod id;
+mod machine;
+mod phase;
+mod plan;
+mod planner;
+pub mod plugin;
+pub mod schema;
+mod scope;
+pub mod state;
+mod status;
+
+#[cfg(feature = "load")]
+pub mod load;
+
+pub use agent::{Agent, AgentContext, AgentError, AgentOutcome, AgentReport};
+pub use command::{CommandLine, CommandLineError};
+pub use diag::{IssueLevel, PlanIssue, pointer_join, pointer_token};
+pub use duration::{DURATION_PATTERN, DurationError, HumanDuration};
+pub use gate::{Finding, GateContext, GateError, GateReport, GateVerdict, QualityGate, ReviewReport, TestCounts};
+pub use id::{TASK_ID_PATTERN, TaskId, TaskIdError};
+pub use machine::{MachineEvent, PhaseMachine, TransitionError};
+pub use phase::{Phase, PhasePolicy};
+pub use plan::{
+    AgentSpec, Boundaries, CommandAgentSpec, CoverageFormat, CoverageSpec, DEFAULT_ESTIMATE, DocsGateSpec, ExecutorSpec, GatesSpec, Isolation, OverlapPolicy, PLAN_VERSION,
+    Parallelization, Plan, PluginAgentSpec, PoolSpec, PromptInput, ReviewGateSpec, Severity, SlurmSpec, SparseMode, TaskSpec, TestsGateSpec, Toggle, merge_config,
+};
+pub use planner::{ExecutionPlan, PlanError, Planner};
+pub use scope::{Pattern, PatternError, Scope};
+pub use status::TaskStatus;
+
+pub use async_trait::async_trait;
