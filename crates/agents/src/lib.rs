@@ -1,0 +1,1 @@
+//! Built-in agents (the `command` agent) and the dynamic plugin loader.

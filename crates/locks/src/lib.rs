@@ -1,0 +1,1 @@
+//! The lock manager: read/write path locks, serial resources, read-only common paths, persisted and crash-safe.

@@ -1,0 +1,1 @@
+//! The quality gates (review, tests and coverage, docs, boundary) and the QA loop.

@@ -1,0 +1,1 @@
+//! The worktree pool and merge coordinator over the `git` CLI.

@@ -1,0 +1,94 @@
+//! The `fugue` command-line tool: a thin clap layer over the engine.
+//!
+//! Each subcommand lives in `cmd/<name>.rs` with its clap `Args` and a `run` function; this
+//! file parses the command line, dispatches, and turns a [`CliError`] into an exit code.
+
+#![expect(clippy::print_stdout, clippy::print_stderr, reason = "the CLI is the one crate that prints")]
+
+mod cmd;
+mod error;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use error::{CliError, CliResult};
+
+/// Options every command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// The repository to work on.
+    #[arg(long, global = true, default_value = ".", value_name = "DIR")]
+    pub repo: PathBuf,
+    /// The state directory (relative paths are inside the repository).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// More output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less output.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+impl Global {
+    /// The state dir, resolved against the repository.
+    pub fn state_dir(&self) -> PathBuf {
+        match &self.state_dir {
+            Some(d) if d.is_absolute() => d.clone(),
+            Some(d) => self.repo.join(d),
+            None => self.repo.join(fugue_core::state::DEFAULT_STATE_DIR),
+        }
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "fugue", version, about = "Run many coding agents at once on one repository without letting them collide.")]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a commented starter plan.
+    Init(cmd::init::InitArgs),
+    /// Check a plan and show how it will execute.
+    Plan(cmd::plan::PlanArgs),
+    /// Write the JSON schemas of every file format.
+    Schema(cmd::schema::SchemaArgs),
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => 2,
+            });
+        }
+    };
+    render::install_hook();
+    let result = match cli.command {
+        Command::Init(args) => cmd::init::run(&cli.global, args),
+        Command::Plan(args) => cmd::plan::run(&cli.global, args),
+        Command::Schema(args) => cmd::schema::run(&cli.global, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            match &e {
+                CliError::Diagnostic(report) => eprintln!("{report:?}"),
+                other => eprintln!("error: {other}"),
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Plan loading (filled in next).
