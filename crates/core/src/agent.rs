@@ -102,7 +102,14 @@ pub struct AgentReport {
 impl AgentReport {
     /// A successful report.
     pub fn ready(summary: impl Into<String>) -> Self {
-        Self { outcome: AgentOutcome::ReadyForQa, summary: summary.into(), files_modified: Vec::new(), exit_code: None, output: String::new(), duration_ms: 0 }
+        Self {
+            outcome: AgentOutcome::ReadyForQa,
+            summary: summary.into(),
+            files_modified: Vec::new(),
+            exit_code: None,
+            output: String::new(),
+            duration_ms: 0,
+        }
     }
 
     /// A failed report.

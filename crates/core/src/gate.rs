@@ -91,7 +91,15 @@ pub struct GateReport {
 impl GateReport {
     /// A passing report with no findings.
     pub fn pass(gate: impl Into<String>) -> Self {
-        Self { gate: gate.into(), verdict: GateVerdict::Pass, score: None, counts: None, coverage: None, findings: Vec::new(), duration_ms: 0 }
+        Self {
+            gate: gate.into(),
+            verdict: GateVerdict::Pass,
+            score: None,
+            counts: None,
+            coverage: None,
+            findings: Vec::new(),
+            duration_ms: 0,
+        }
     }
 
     /// A failing report with these findings.

@@ -17,7 +17,9 @@ pub struct TaskId(String);
 
 /// Why a string is not a task id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a valid task id: use 1-128 letters, digits, `-`, `_` or `.`, starting with a letter or digit, without `..` and not ending in `.lock`")]
+#[error(
+    "`{0}` is not a valid task id: use 1-128 letters, digits, `-`, `_` or `.`, starting with a letter or digit, without `..` and not ending in `.lock`"
+)]
 pub struct TaskIdError(pub String);
 
 impl TaskId {

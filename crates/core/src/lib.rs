@@ -41,8 +41,9 @@ pub use id::{TASK_ID_PATTERN, TaskId, TaskIdError};
 pub use machine::{MachineEvent, PhaseMachine, TransitionError};
 pub use phase::{Phase, PhasePolicy};
 pub use plan::{
-    AgentSpec, Boundaries, CommandAgentSpec, CoverageFormat, CoverageSpec, DEFAULT_ESTIMATE, DocsGateSpec, ExecutorSpec, GatesSpec, Isolation, OverlapPolicy, PLAN_VERSION,
-    Parallelization, Plan, PluginAgentSpec, PoolSpec, PromptInput, ReviewGateSpec, Severity, SlurmSpec, SparseMode, TaskSpec, TestsGateSpec, Toggle, merge_config,
+    AgentSpec, Boundaries, CommandAgentSpec, CoverageFormat, CoverageSpec, DEFAULT_ESTIMATE, DocsGateSpec, ExecutorSpec, GatesSpec,
+    Isolation, OverlapPolicy, PLAN_VERSION, Parallelization, Plan, PluginAgentSpec, PoolSpec, PromptInput, ReviewGateSpec, Severity,
+    SlurmSpec, SparseMode, TaskSpec, TestsGateSpec, Toggle, merge_config,
 };
 pub use planner::{ExecutionPlan, PlanError, Planner};
 pub use scope::{Pattern, PatternError, Scope};

@@ -94,7 +94,8 @@ fn allowed(from: TaskStatus, to: TaskStatus) -> bool {
 impl PhaseMachine {
     /// Builds the machine from tasks (in plan order) and edges `(from, to, reason)`.
     pub fn new(tasks: &[(TaskId, Phase)], edges: &[(usize, usize, EdgeReason)]) -> Self {
-        let mut nodes: Vec<Node> = tasks.iter().map(|(id, phase)| Node { id: id.clone(), phase: *phase, preds: Vec::new(), succs: Vec::new(), rank: 0 }).collect();
+        let mut nodes: Vec<Node> =
+            tasks.iter().map(|(id, phase)| Node { id: id.clone(), phase: *phase, preds: Vec::new(), succs: Vec::new(), rank: 0 }).collect();
         for (from, to, reason) in edges {
             if *from >= nodes.len() || *to >= nodes.len() || nodes[*from].phase > nodes[*to].phase || reason == &EdgeReason::Phase {
                 continue;
@@ -105,7 +106,8 @@ impl PhaseMachine {
         // Rank: a stable topological order inside each phase (ties by plan order).
         for phase in Phase::ALL {
             let members: Vec<usize> = (0..nodes.len()).filter(|&i| nodes[i].phase == phase).collect();
-            let mut indeg: Vec<usize> = members.iter().map(|&i| nodes[i].preds.iter().filter(|(p, _)| nodes[*p].phase == phase).count()).collect();
+            let mut indeg: Vec<usize> =
+                members.iter().map(|&i| nodes[i].preds.iter().filter(|(p, _)| nodes[*p].phase == phase).count()).collect();
             let mut ready: BTreeSet<usize> = members.iter().enumerate().filter(|(k, _)| indeg[*k] == 0).map(|(_, &i)| i).collect();
             let mut rank = 0;
             while let Some(i) = ready.pop_first() {
@@ -203,7 +205,12 @@ impl PhaseMachine {
         let Some(phase) = self.current else { return Vec::new() };
         let mut ready: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| self.nodes[i].phase == phase && self.status[i] == TaskStatus::Pending)
-            .filter(|&i| self.nodes[i].preds.iter().all(|&(p, hard)| if hard { self.status[p] == TaskStatus::Merged } else { self.status[p].is_terminal() }))
+            .filter(|&i| {
+                self.nodes[i]
+                    .preds
+                    .iter()
+                    .all(|&(p, hard)| if hard { self.status[p] == TaskStatus::Merged } else { self.status[p].is_terminal() })
+            })
             .collect();
         if phase.policy() == PhasePolicy::Serial {
             if (0..self.nodes.len()).any(|i| self.nodes[i].phase == phase && is_active(self.status[i])) {
@@ -286,7 +293,8 @@ impl PhaseMachine {
             self.completed.push(phase);
             events.push(MachineEvent::PhaseCompleted(phase));
             if members.iter().any(|&i| self.status[i] != TaskStatus::Merged) {
-                let later: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].phase > phase && self.status[i] == TaskStatus::Pending).collect();
+                let later: Vec<usize> =
+                    (0..self.nodes.len()).filter(|&i| self.nodes[i].phase > phase && self.status[i] == TaskStatus::Pending).collect();
                 if !later.is_empty() {
                     for &i in &later {
                         self.status[i] = TaskStatus::Blocked;
@@ -340,7 +348,8 @@ mod tests {
     #[test]
     fn serial_phase_runs_one_at_a_time_in_dependency_then_plan_order() {
         // c depends on b (declared), so the order is a, b, c even though plan order is a, c, b.
-        let mut m = machine(&[("a", Phase::Architecture), ("c", Phase::Architecture), ("b", Phase::Architecture)], &[(2, 1, EdgeReason::Declared)]);
+        let mut m =
+            machine(&[("a", Phase::Architecture), ("c", Phase::Architecture), ("b", Phase::Architecture)], &[(2, 1, EdgeReason::Declared)]);
         assert_eq!(m.ready(), [0]);
         m.set_status(0, InProgress).expect("start");
         assert!(m.ready().is_empty(), "serial: nothing else while one runs");
@@ -380,7 +389,8 @@ mod tests {
 
     #[test]
     fn priorities_order_ready_tasks() {
-        let m = machine(&[("a", Phase::Implementation), ("b", Phase::Implementation), ("c", Phase::Implementation)], &[]).with_priorities(vec![1.0, 5.0, 3.0]);
+        let m = machine(&[("a", Phase::Implementation), ("b", Phase::Implementation), ("c", Phase::Implementation)], &[])
+            .with_priorities(vec![1.0, 5.0, 3.0]);
         assert_eq!(m.ready(), [1, 2, 0]);
     }
 

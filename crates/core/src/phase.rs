@@ -54,12 +54,8 @@ impl Phase {
     /// The phase's scheduling policy.
     pub fn policy(self) -> PhasePolicy {
         match self {
-            Phase::Architecture | Phase::TestInfrastructure | Phase::TestSpecification | Phase::TestValidation => {
-                PhasePolicy::Serial
-            }
-            Phase::TestImplementation | Phase::Implementation | Phase::Analysis | Phase::Validation => {
-                PhasePolicy::Parallel
-            }
+            Phase::Architecture | Phase::TestInfrastructure | Phase::TestSpecification | Phase::TestValidation => PhasePolicy::Serial,
+            Phase::TestImplementation | Phase::Implementation | Phase::Analysis | Phase::Validation => PhasePolicy::Parallel,
         }
     }
 

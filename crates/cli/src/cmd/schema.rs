@@ -33,12 +33,18 @@ pub(crate) fn run(_global: &Global, args: SchemaArgs) -> CliResult {
         if stale.is_empty() {
             return Ok(ExitCode::SUCCESS);
         }
-        return Err(CliError::Failed(format!("schemas out of date in {}: {} (run `fugue schema --out {}`)", dir.display(), stale.join(", "), dir.display())));
+        return Err(CliError::Failed(format!(
+            "schemas out of date in {}: {} (run `fugue schema --out {}`)",
+            dir.display(),
+            stale.join(", "),
+            dir.display()
+        )));
     }
     std::fs::create_dir_all(&dir).map_err(|e| CliError::env(&format!("failed to create {}", dir.display()), e))?;
     for (name, schema) in &schemas {
         let path = dir.join(name);
-        fugue_core::state::write_atomic(&path, fugue_core::schema::render(schema).as_bytes()).map_err(|e| CliError::env(&format!("failed to write {}", path.display()), e))?;
+        fugue_core::state::write_atomic(&path, fugue_core::schema::render(schema).as_bytes())
+            .map_err(|e| CliError::env(&format!("failed to write {}", path.display()), e))?;
     }
     println!("wrote {} schemas to {}", schemas.len(), dir.display());
     Ok(ExitCode::SUCCESS)

@@ -13,7 +13,9 @@ mod pool;
 mod workflow;
 
 pub use boundaries::{BoundariesFile, BoundaryStatus, TaskBoundary};
-pub use graph::{DependencyGraph, EdgeReason, EdgeRecord, Estimate, ExecutionMode, ExecutionStrategy, GraphTask, GroupTask, ParallelGroup, Strategy};
+pub use graph::{
+    DependencyGraph, EdgeReason, EdgeRecord, Estimate, ExecutionMode, ExecutionStrategy, GraphTask, GroupTask, ParallelGroup, Strategy,
+};
 pub use locks::{LockMode, LockRecord, ResourceLocks};
 pub use parallel_status::{ParallelStatus, TaskEntry};
 pub use pool::{PoolState, SlotStatus, WorktreeSlot};
