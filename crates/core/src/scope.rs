@@ -182,12 +182,12 @@ fn match_component(glob: &[u8], name: &[u8]) -> bool {
                     continue;
                 }
                 '[' => {
-                    if let Some((ok, next)) = match_class(&g, gi, n[ni]) {
-                        if ok {
-                            gi = next;
-                            ni += 1;
-                            continue;
-                        }
+                    if let Some((ok, next)) = match_class(&g, gi, n[ni])
+                        && ok
+                    {
+                        gi = next;
+                        ni += 1;
+                        continue;
                     }
                 }
                 c if c == n[ni] => {

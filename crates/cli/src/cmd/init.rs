@@ -1,11 +1,84 @@
-//! `fugue init`: write a commented starter plan.
+//! `fugue init`: write a commented starter plan that validates as written.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use crate::{CliError, CliResult, Global};
 
+/// The coding-agent CLIs `fugue init` has presets for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum Preset {
+    /// Claude Code: `claude -p {prompt}`.
+    Claude,
+    /// OpenAI Codex CLI: `codex exec {prompt}`.
+    Codex,
+    /// Aider: `aider --yes --message {prompt}`.
+    Aider,
+    /// Gemini CLI: `gemini -p {prompt}`.
+    Gemini,
+}
+
+impl Preset {
+    fn name(self) -> &'static str {
+        match self {
+            Preset::Claude => "claude",
+            Preset::Codex => "codex",
+            Preset::Aider => "aider",
+            Preset::Gemini => "gemini",
+        }
+    }
+}
+
 /// Arguments of `fugue init`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct InitArgs {}
+pub(crate) struct InitArgs {
+    /// Where to write the plan (relative to the repository).
+    #[arg(long, default_value = "fugue.yaml", value_name = "FILE")]
+    out: PathBuf,
+    /// The agent CLI the starter tasks use.
+    #[arg(long, value_enum, default_value = "claude")]
+    agent: Preset,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    force: bool,
+}
 
-pub(crate) fn run(_global: &Global, _args: InitArgs) -> CliResult {
-    Err(CliError::Input("not yet".into()))
+const TEMPLATE: &str = include_str!("init_template.yaml");
+
+/// The starter plan for `preset`.
+pub(crate) fn starter_plan(preset: Preset) -> String {
+    TEMPLATE.replace("{{AGENT}}", preset.name())
+}
+
+pub(crate) fn run(global: &Global, args: InitArgs) -> CliResult {
+    let path = if args.out.is_absolute() { args.out.clone() } else { global.repo.join(&args.out) };
+    if path.exists() && !args.force {
+        return Err(CliError::Input(format!(
+            "{} already exists: pass --force to overwrite it, or --out to pick another file",
+            path.display()
+        )));
+    }
+    fugue_core::state::write_atomic(&path, starter_plan(args.agent).as_bytes())
+        .map_err(|e| CliError::env(&format!("failed to write {}", path.display()), e))?;
+    if !global.quiet {
+        println!("wrote {} (agent: {})", path.display(), args.agent.name());
+        println!("next: edit the tasks, then `fugue plan {}`", args.out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_yields_a_valid_plan() {
+        for preset in [Preset::Claude, Preset::Codex, Preset::Aider, Preset::Gemini] {
+            let text = starter_plan(preset);
+            let loaded = fugue_core::load::load_str("fugue.yaml", &text, &Default::default());
+            assert!(loaded.is_ok(), "{preset:?}: {:?}", loaded.err().map(|e| e.issues().to_vec()));
+            let plan = loaded.map(|l| l.plan).ok();
+            assert!(plan.is_some_and(|p| p.tasks.iter().all(|t| t.agent == preset.name())));
+        }
+    }
 }
