@@ -7,6 +7,7 @@
 
 mod cmd;
 mod error;
+mod progress;
 mod render;
 
 use std::path::PathBuf;
@@ -55,12 +56,38 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the demo: a sample repository, a nine-task plan, live progress and the report.
+    Demo(cmd::demo::DemoArgs),
     /// Write a commented starter plan.
     Init(cmd::init::InitArgs),
     /// Check a plan and show how it will execute.
     Plan(cmd::plan::PlanArgs),
+    /// Run a plan: agents in worktrees, locks, quality gates, dependency-ordered merges.
+    Run(cmd::run::RunArgs),
+    /// Continue an interrupted run.
+    Resume(cmd::run::ResumeArgs),
+    /// Show the run's phase, tasks, running agents and locks.
+    Status(cmd::inspect::StatusArgs),
+    /// Prove from the journal that the run kept the rules.
+    Validate(cmd::inspect::ValidateArgs),
+    /// Print the execution report.
+    Report(cmd::inspect::ReportArgs),
+    /// The worktree pool (the playbook's pool-manager protocol).
+    Pool(cmd::pool::PoolArgs),
+    /// List held path locks, or reclaim stale ones.
+    Locks(cmd::locks::LocksArgs),
+    /// List or inspect agent and gate plugins.
+    Plugins(cmd::plugins::PluginsArgs),
     /// Write the JSON schemas of every file format.
     Schema(cmd::schema::SchemaArgs),
+}
+
+/// Makes the plugins linked into this binary available by bare name (`plugin: codemod`), so
+/// they work without building their libraries. A library of the same name on disk wins.
+fn register_builtins() {
+    // The manifests are ours and fixed; a failure here would be a bug caught by the tests.
+    let _ = fugue_agents::register_builtin(fugue_plugin_codemod::Codemod);
+    let _ = fugue_agents::register_builtin(fugue_quality_gates::heuristic::HeuristicReview);
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -76,9 +103,19 @@ pub fn main() -> ExitCode {
         }
     };
     render::install_hook();
+    register_builtins();
     let result = match cli.command {
+        Command::Demo(args) => cmd::demo::run(&cli.global, args),
         Command::Init(args) => cmd::init::run(&cli.global, args),
         Command::Plan(args) => cmd::plan::run(&cli.global, args),
+        Command::Run(args) => cmd::run::run(&cli.global, args),
+        Command::Resume(args) => cmd::run::resume(&cli.global, args),
+        Command::Status(args) => cmd::inspect::status(&cli.global, args),
+        Command::Validate(args) => cmd::inspect::validate(&cli.global, args),
+        Command::Report(args) => cmd::inspect::report(&cli.global, args),
+        Command::Pool(args) => cmd::pool::run(&cli.global, args),
+        Command::Locks(args) => cmd::locks::run(&cli.global, args),
+        Command::Plugins(args) => cmd::plugins::run(&cli.global, args),
         Command::Schema(args) => cmd::schema::run(&cli.global, args),
     };
     match result {

@@ -113,6 +113,18 @@ impl GateReport {
     }
 }
 
+/// How the QA of one iteration ended (the playbook's signals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum QaVerdict {
+    /// Every gate passed: the task may merge.
+    TaskApproved,
+    /// A gate failed; its findings go back to the agent as feedback.
+    TaskRejected,
+    /// The environment kept a gate from judging (not the agent's fault); no iteration is burnt.
+    QaBlocked,
+}
+
 /// What a gate looks at.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -137,6 +149,24 @@ pub struct GateContext {
     pub common: Scope,
     /// Gate-specific configuration.
     pub config: serde_json::Value,
+}
+
+impl GateContext {
+    /// A context for judging `checkout`; the commits, diff and scopes start empty.
+    pub fn new(task_id: TaskId, phase: Phase, checkout: impl Into<PathBuf>) -> Self {
+        Self {
+            task_id,
+            phase,
+            checkout: checkout.into(),
+            base_commit: String::new(),
+            head_commit: String::new(),
+            changed_files: Vec::new(),
+            diff: String::new(),
+            modifies: Scope::default(),
+            common: Scope::default(),
+            config: serde_json::Value::Object(Default::default()),
+        }
+    }
 }
 
 /// Why a gate could not produce a report.

@@ -17,6 +17,7 @@ mod agent;
 mod command;
 mod diag;
 mod duration;
+mod executor;
 mod gate;
 mod id;
 mod machine;
@@ -28,6 +29,7 @@ pub mod schema;
 mod scope;
 pub mod state;
 mod status;
+pub mod time;
 
 #[cfg(feature = "load")]
 pub mod load;
@@ -36,7 +38,8 @@ pub use agent::{Agent, AgentContext, AgentError, AgentOutcome, AgentReport};
 pub use command::{CommandLine, CommandLineError};
 pub use diag::{IssueLevel, PlanIssue, pointer_join, pointer_token};
 pub use duration::{DURATION_PATTERN, DurationError, HumanDuration};
-pub use gate::{Finding, GateContext, GateError, GateReport, GateVerdict, QualityGate, ReviewReport, TestCounts};
+pub use executor::{ExecError, Executor, ProcessOutcome, ProcessSpec};
+pub use gate::{Finding, GateContext, GateError, GateReport, GateVerdict, QaVerdict, QualityGate, ReviewReport, TestCounts};
 pub use id::{TASK_ID_PATTERN, TaskId, TaskIdError};
 pub use machine::{MachineEvent, PhaseMachine, TransitionError};
 pub use phase::{Phase, PhasePolicy};

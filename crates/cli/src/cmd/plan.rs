@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use fugue_core::load::{LoadError, LoadOptions, LoadedPlan};
+use fugue_core::state::{files, write_json_atomic};
+use fugue_engine::planner::{DefaultPlanner, SealedPlan};
 
 use crate::{CliError, CliResult, Global};
 
@@ -15,6 +17,9 @@ pub(crate) struct PlanArgs {
     /// Print `DEPENDENCY_GRAPH.json` instead of the human view.
     #[arg(long)]
     json: bool,
+    /// Also write `DEPENDENCY_GRAPH.json` and `BOUNDARIES.json` into the state dir.
+    #[arg(long)]
+    write: bool,
 }
 
 /// Loads a plan, taking `parallelization` defaults from the state dir's `auto-context.yaml`.
@@ -33,20 +38,48 @@ pub(crate) fn print_warnings(loaded: &LoadedPlan, global: &Global) {
     }
 }
 
+/// Checks the agents (plugins load, configs match their schemas) and plans; every problem is
+/// reported at its place in the plan file.
+pub(crate) fn plan_or_diagnose(loaded: &LoadedPlan) -> Result<SealedPlan, CliError> {
+    let mut issues = fugue_engine::agents::check_plan_agents(&loaded.plan, &loaded.dir);
+    let sealed = match DefaultPlanner::new().plan_sealed(&loaded.plan) {
+        Ok(s) => {
+            issues.extend(s.warnings().iter().cloned());
+            Some(s)
+        }
+        Err(e) => {
+            issues.extend(e.issues);
+            None
+        }
+    };
+    let diagnostics = loaded.diagnostics(issues);
+    match sealed {
+        Some(s) if !diagnostics.has_errors() => {
+            if !diagnostics.issues().is_empty() {
+                eprintln!("{:?}", miette::Report::new(diagnostics));
+            }
+            Ok(s)
+        }
+        _ => Err(CliError::Diagnostic(miette::Report::new(diagnostics))),
+    }
+}
+
 pub(crate) fn run(global: &Global, args: PlanArgs) -> CliResult {
     let loaded = load(global, &args.plan)?;
     print_warnings(&loaded, global);
-    let plan = &loaded.plan;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(plan).map_err(|e| CliError::env("failed to serialise the plan", e))?);
-        return Ok(ExitCode::SUCCESS);
+    let sealed = plan_or_diagnose(&loaded)?;
+    if args.write {
+        let dir = global.state_dir();
+        let boundaries = fugue_engine::planner::boundaries(&loaded.plan, sealed.execution_plan());
+        write_json_atomic(&dir.join(files::DEPENDENCY_GRAPH), sealed.graph())
+            .map_err(|e| CliError::env(&format!("failed to write into {}", dir.display()), e))?;
+        write_json_atomic(&dir.join(files::BOUNDARIES), &boundaries)
+            .map_err(|e| CliError::env(&format!("failed to write into {}", dir.display()), e))?;
     }
-    println!("{}: valid plan with {} task(s)", loaded.source.name, plan.tasks.len());
-    for phase in fugue_core::Phase::ALL {
-        let ids: Vec<&str> = plan.tasks.iter().filter(|t| t.phase == phase).map(|t| t.id.as_str()).collect();
-        if !ids.is_empty() {
-            println!("  {phase} ({:?}): {}", phase.policy(), ids.join(", "));
-        }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(sealed.graph()).map_err(|e| CliError::env("failed to serialise the graph", e))?);
+    } else {
+        print!("{}", fugue_engine::planner::render_human(&loaded.plan, sealed.execution_plan()));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -11,7 +11,8 @@ fn init_writes_a_plan_that_validates() {
     assert!(text.contains("agent: codex"));
     let out = fugue(dir.path(), &["plan", "fugue.yaml"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("4 task(s)"), "{}", out.stdout);
+    assert!(out.stdout.contains("Execution Mode"), "{}", out.stdout);
+    assert!(out.stdout.contains("Critical path: contracts"), "{}", out.stdout);
 }
 
 #[test]

@@ -1,11 +1,21 @@
 //! End-to-end tests of the `fugue` binary: one test binary, a temp dir per test.
 
 mod bad_plans;
+mod demo;
 mod init;
+mod runs;
 mod schema;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Merge commits need an identity; tests must not depend on the machine's git config.
+pub(crate) const GIT_IDENTITY: [(&str, &str); 4] = [
+    ("GIT_AUTHOR_NAME", "fugue test"),
+    ("GIT_AUTHOR_EMAIL", "t@fugue.invalid"),
+    ("GIT_COMMITTER_NAME", "fugue test"),
+    ("GIT_COMMITTER_EMAIL", "t@fugue.invalid"),
+];
 
 /// What one run of `fugue` produced.
 #[derive(Debug)]

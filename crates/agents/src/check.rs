@@ -1,0 +1,117 @@
+//! From a plan's `agents` to running agents, and the plan checks that need a plugin's manifest.
+//!
+//! [`check_plan_plugins`] is what `fugue plan` calls: for every plugin agent it resolves and
+//! loads the library (loading runs no task code) or, for a bare name no library matches, takes
+//! the built-in plugin of that name (see `register_builtin`); it checks that the plugin serves
+//! agents, and validates
+//! the agent's `config` merged with each task's `config` against the plugin's `config_schema`.
+//! A rejection is reported at the JSON pointer of the value *in the plan*: inside the task's
+//! `config` when the task set that value, otherwise inside the agent's. An agent no task uses
+//! (a reviewer, say) has its own config validated alone.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use fugue_core::plugin::PluginKind;
+use fugue_core::{Agent, AgentSpec, Plan, PlanIssue, merge_config, pointer_join};
+
+use crate::plugin::{PluginError, PluginHandle, open_plugin};
+use crate::{CommandAgent, template};
+
+/// Builds the agent `name` of a plan from its spec; plugin paths are resolved against
+/// `plan_dir` (or found in `FUGUE_PLUGIN_PATH`) and loaded, and a bare name no library
+/// matches is the registered built-in plugin of that name ([`open_plugin`]).
+pub fn agent_from_spec(name: &str, spec: &AgentSpec, plan_dir: &Path) -> Result<Arc<dyn Agent>, PluginError> {
+    match spec {
+        AgentSpec::Command(command) => Ok(Arc::new(CommandAgent::new(name, command.clone()))),
+        AgentSpec::Plugin(p) => open_plugin(&p.plugin, plan_dir)?.agent(name, p.timeout.map(|t| t.0)),
+    }
+}
+
+/// Every agent problem of `plan` that the plan's schema cannot see: the plugin problems of
+/// [`check_plan_plugins`], plus a `command/placeholder` warning for each `{word}` in a command
+/// template that is not a known placeholder (a typo like `{promt}` would reach the agent
+/// verbatim).
+pub fn check_plan_agents(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
+    let mut issues = Vec::new();
+    for (name, spec) in &plan.agents {
+        let AgentSpec::Command(c) = spec else { continue };
+        for (i, word) in c.command.iter().enumerate() {
+            for unknown in template::unknown_placeholders(word) {
+                issues.push(
+                    PlanIssue::warning(
+                        "command/placeholder",
+                        format!("{}/{i}", pointer_join(&pointer_join("/agents", name), "command")),
+                        format!("`{{{unknown}}}` is not a placeholder and is passed to the agent as written"),
+                    )
+                    .with_help(format!("placeholders are {}", template::PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", "))),
+                );
+            }
+        }
+    }
+    issues.extend(check_plan_plugins(plan, plan_dir));
+    issues
+}
+
+/// Every plugin problem of `plan` (whose file is in `plan_dir`), located by JSON pointer:
+/// `plugin/load` (not found, not loadable, wrong ABI, bad manifest), `plugin/kind` (not an
+/// agent plugin) and `plugin/config` (a config the plugin's schema rejects).
+pub fn check_plan_plugins(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
+    let mut issues = Vec::new();
+    for (name, spec) in &plan.agents {
+        let AgentSpec::Plugin(p) = spec else { continue };
+        let agent_ptr = pointer_join("/agents", name);
+        let plugin: PluginHandle = match open_plugin(&p.plugin, plan_dir) {
+            Ok(plugin) => plugin,
+            Err(e) => {
+                let help = match e {
+                    PluginError::AbiMismatch { .. } => "rebuild the plugin against this fugue's fugue-core",
+                    PluginError::NotFound { .. } | PluginError::Missing { .. } => {
+                        "build the plugin, fix the path, or add its directory to FUGUE_PLUGIN_PATH"
+                    }
+                    _ => "fix or rebuild the plugin",
+                };
+                issues.push(PlanIssue::error("plugin/load", pointer_join(&agent_ptr, "plugin"), e.to_string()).with_help(help));
+                continue;
+            }
+        };
+        if let Err(e) = plugin.require(PluginKind::Agent) {
+            issues.push(
+                PlanIssue::error("plugin/kind", pointer_join(&agent_ptr, "plugin"), e.to_string())
+                    .with_help("name an agent plugin here; gate plugins are configured under `gates`"),
+            );
+            continue;
+        }
+        let agent_config = p.config.as_ref();
+        let users: Vec<(usize, Option<&serde_json::Value>)> =
+            plan.tasks.iter().enumerate().filter(|(_, t)| t.agent == *name).map(|(i, t)| (i, t.config.as_ref())).collect();
+        let runs: Vec<(Option<usize>, Option<&serde_json::Value>)> =
+            if users.is_empty() { vec![(None, None)] } else { users.into_iter().map(|(i, c)| (Some(i), c)).collect() };
+        for (task, task_config) in runs {
+            let merged = merge_config(agent_config, task_config);
+            for v in plugin.validate_config(&merged) {
+                let task_ptr = task.map(|i| format!("/tasks/{i}/config"));
+                let in_task = task_config.is_some_and(|c| !v.pointer.is_empty() && c.pointer(&v.pointer).is_some());
+                let in_agent = agent_config.is_some_and(|c| !v.pointer.is_empty() && c.pointer(&v.pointer).is_some());
+                let base = match (&task_ptr, in_task, in_agent) {
+                    (Some(t), true, _) => t.clone(),
+                    (_, _, true) => pointer_join(&agent_ptr, "config"),
+                    // A missing key: point at the object that lacks it, the task's if it has one.
+                    (Some(t), _, _) if task_config.is_some() => t.clone(),
+                    _ if agent_config.is_some() => pointer_join(&agent_ptr, "config"),
+                    _ => agent_ptr.clone(),
+                };
+                let pointer = if base == agent_ptr { base } else { format!("{base}{}", v.pointer) };
+                let context = match task {
+                    Some(i) => format!(" (task `{}`)", plan.tasks[i].id),
+                    None => String::new(),
+                };
+                issues.push(
+                    PlanIssue::error("plugin/config", pointer, format!("config for plugin `{}`{context}: {}", plugin.name(), v.message))
+                        .with_help(format!("`fugue plugins inspect {}` shows the config schema", plugin.inspect_spec())),
+                );
+            }
+        }
+    }
+    issues
+}

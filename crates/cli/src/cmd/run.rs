@@ -1,0 +1,99 @@
+//! `fugue run PLAN` and `fugue resume`: execute a plan with live progress, then print the report.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use fugue_engine::{EngineError, RunOptions, RunOutcome, RunSummary};
+use tokio::sync::mpsc;
+
+use crate::progress::{self, Style};
+use crate::{CliError, CliResult, Global};
+
+/// Arguments of `fugue run`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// The plan file (YAML or JSON).
+    plan: PathBuf,
+    /// Print every event as NDJSON on stdout instead of the live view.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `fugue resume`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ResumeArgs {
+    /// Print every event as NDJSON on stdout instead of the live view.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn engine_error(e: EngineError) -> CliError {
+    if e.is_input() { CliError::Input(e.to_string()) } else { CliError::Environment(e.to_string()) }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| CliError::env("failed to start the async runtime", e))
+}
+
+pub(crate) fn run(global: &Global, args: RunArgs) -> CliResult {
+    let loaded = crate::cmd::plan::load(global, &args.plan)?;
+    crate::cmd::plan::print_warnings(&loaded, global);
+    let sealed = crate::cmd::plan::plan_or_diagnose(&loaded)?;
+    let style = Style::pick(args.json, global.quiet);
+    if matches!(style, Style::Live | Style::Plain) {
+        eprintln!("{}", fugue_engine::planner::render_human(&loaded.plan, sealed.execution_plan()));
+    }
+    let mut opts = RunOptions::new(&global.repo, global.state_dir());
+    opts.plan_dir = loaded.dir.clone();
+    opts.plan_file = loaded.source.name.clone();
+    let total = loaded.plan.tasks.len();
+    execute(global, style, total, opts, |opts| fugue_engine::run(loaded.plan, opts))
+}
+
+pub(crate) fn resume(global: &Global, args: ResumeArgs) -> CliResult {
+    let state_dir = global.state_dir();
+    let total = fugue_engine::load_run(&state_dir).map(|r| r.view.order.len()).map_err(engine_error)?;
+    let opts = RunOptions::new(&global.repo, state_dir);
+    execute(global, Style::pick(args.json, global.quiet), total, opts, fugue_engine::resume)
+}
+
+/// Runs the engine with live progress and Ctrl-C handling; prints the report.
+pub(crate) fn execute<F, Fut>(global: &Global, style: Style, total: usize, mut opts: RunOptions, start: F) -> CliResult
+where
+    F: FnOnce(RunOptions) -> Fut,
+    Fut: std::future::Future<Output = Result<RunSummary, EngineError>>,
+{
+    let rt = runtime()?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    opts.progress = Some(tx);
+    let control = opts.control();
+    let summary = rt.block_on(async move {
+        let renderer = tokio::spawn(progress::render(style, total, rx));
+        // First Ctrl-C: stop dispatching, stop agents, leave a resumable state. Second: exit now.
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupting: stopping agents (Ctrl-C again to exit at once)");
+                control.interrupt();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        let result = start(opts).await;
+        let _ = renderer.await;
+        result
+    });
+    let summary = summary.map_err(engine_error)?;
+    if style != Style::Json && !global.quiet {
+        let report = fugue_engine::report::build(&summary.view, Some(&summary.graph));
+        println!("{}", report.to_markdown());
+    }
+    Ok(match summary.outcome {
+        RunOutcome::Success => ExitCode::SUCCESS,
+        RunOutcome::Failed => ExitCode::from(1),
+        RunOutcome::Interrupted => {
+            eprintln!("run interrupted: continue it with `fugue resume`");
+            ExitCode::from(130)
+        }
+    })
+}

@@ -1,0 +1,37 @@
+//! `fugue demo`: the README's first command works with nothing but git.
+
+use crate::{fugue, temp};
+
+#[test]
+fn demo_runs_every_task_and_reports() {
+    let dir = temp();
+    let repo = dir.path().join("demo");
+    let out = fugue(dir.path(), &["demo", "--dir", repo.to_str().expect("utf-8 path")]);
+    assert_eq!(out.code, 0, "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("Branches merged: 9/9"), "{}", out.stdout);
+    assert!(out.stdout.contains("Overall Status: ✅ Complete"), "{}", out.stdout);
+    assert!(out.stderr.contains("Execution Mode: PARALLEL"), "{}", out.stderr);
+    // Every module landed on main, and the run proves it kept the rules.
+    for module in ["greeting", "farewell", "counter", "parser"] {
+        assert!(repo.join("src").join(format!("{module}.rs")).exists(), "{module}.rs merged and checked out");
+    }
+    let lib = std::fs::read_to_string(repo.join("src/lib.rs")).expect("lib.rs");
+    assert!(lib.contains("pub mod parser;"), "{lib}");
+    let validate = fugue(dir.path(), &["--repo", repo.to_str().expect("utf-8"), "validate"]);
+    assert_eq!(validate.code, 0, "{}", validate.stdout);
+    assert!(validate.stdout.contains("kept every rule"), "{}", validate.stdout);
+    let status = fugue(dir.path(), &["--repo", repo.to_str().expect("utf-8"), "status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).expect("status json");
+    assert_eq!(v["state"], "success");
+    assert!(v["tasks"].as_array().expect("tasks").iter().all(|t| t["status"] == "merged"));
+}
+
+#[test]
+fn demo_refuses_a_non_empty_directory() {
+    let dir = temp();
+    std::fs::write(dir.path().join("keep.txt"), "mine").expect("write");
+    let out = fugue(dir.path(), &["demo", "--dir", dir.path().to_str().expect("utf-8")]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("not empty"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(dir.path().join("keep.txt")).expect("kept"), "mine");
+}

@@ -1,0 +1,178 @@
+//! The events of a run, as the journal records them.
+//!
+//! Events are facts, in the past tense, small and self-contained: replaying them in order
+//! rebuilds everything the engine knows (task statuses, attempts, branches, timings), which is
+//! what `resume`, `status`, `validate` and `report` do.
+
+use serde::{Deserialize, Serialize};
+
+pub use fugue_core::QaVerdict;
+use fugue_core::{AgentOutcome, GateReport, Phase, TaskId, TaskStatus};
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// Every task merged.
+    Success,
+    /// Some tasks failed, were blocked or conflicted.
+    Failed,
+    /// Stopped by a signal or an error; resumable.
+    Interrupted,
+}
+
+/// One thing that happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A run began.
+    RunStarted {
+        /// The run's id.
+        execution_id: String,
+        /// The plan file.
+        plan: String,
+        /// The base branch.
+        base: String,
+        /// The base commit when the run started.
+        base_commit: String,
+        /// PARALLEL or SEQUENTIAL.
+        mode: String,
+        /// The tasks, in plan order.
+        tasks: Vec<TaskId>,
+        /// The orchestrator's pid.
+        pid: u32,
+    },
+    /// A stopped run was picked up again.
+    RunResumed {
+        /// The orchestrator's pid.
+        pid: u32,
+    },
+    /// A phase began.
+    PhaseStarted {
+        /// The phase.
+        phase: Phase,
+    },
+    /// Every task of a phase ended (a synchronization point).
+    PhaseCompleted {
+        /// The phase.
+        phase: Phase,
+    },
+    /// A task's status changed.
+    Status {
+        /// The task.
+        task: TaskId,
+        /// The new status.
+        status: TaskStatus,
+    },
+    /// An agent attempt started in a checkout.
+    AttemptStarted {
+        /// The task.
+        task: TaskId,
+        /// 1-based attempt.
+        attempt: u32,
+        /// The checkout.
+        worktree: String,
+        /// The task branch (absent with `isolation: none`).
+        branch: Option<String>,
+        /// The pool slot.
+        slot: Option<String>,
+    },
+    /// The agent of one iteration finished.
+    AgentFinished {
+        /// The task.
+        task: TaskId,
+        /// Attempt.
+        attempt: u32,
+        /// QA iteration within the attempt.
+        iteration: u32,
+        /// Ready for QA, or failed.
+        outcome: AgentOutcome,
+        /// A short summary.
+        summary: String,
+        /// Wall time of the agent.
+        duration_ms: u64,
+    },
+    /// The gates of one iteration ran.
+    QaFinished {
+        /// The task.
+        task: TaskId,
+        /// Attempt.
+        attempt: u32,
+        /// Iteration.
+        iteration: u32,
+        /// The verdict.
+        verdict: QaVerdict,
+        /// Every gate's report.
+        reports: Vec<GateReport>,
+        /// Wall time of the gates.
+        duration_ms: u64,
+    },
+    /// A task's branch was merged into the base.
+    Merged {
+        /// The task.
+        task: TaskId,
+        /// The merge commit (or the task's commit with `isolation: none`).
+        commit: String,
+        /// Files the task changed.
+        files: Vec<String>,
+    },
+    /// A task's merge conflicted.
+    MergeConflicted {
+        /// The task.
+        task: TaskId,
+        /// The conflicting files.
+        files: Vec<String>,
+    },
+    /// An attempt failed (the task may retry).
+    AttemptFailed {
+        /// The task.
+        task: TaskId,
+        /// Attempt.
+        attempt: u32,
+        /// Why.
+        reason: String,
+    },
+    /// Path locks were granted.
+    LocksGranted {
+        /// The task.
+        task: TaskId,
+        /// Write claims.
+        writes: Vec<String>,
+        /// Read claims.
+        reads: Vec<String>,
+    },
+    /// Path locks were released.
+    LocksReleased {
+        /// The task.
+        task: TaskId,
+    },
+    /// The run was interrupted (Ctrl-C, error); it can be resumed.
+    Interrupted {
+        /// Why.
+        reason: String,
+    },
+    /// The run ended.
+    RunFinished {
+        /// How.
+        outcome: RunOutcome,
+    },
+}
+
+impl Event {
+    /// The task the event is about, if any.
+    pub fn task(&self) -> Option<&TaskId> {
+        match self {
+            Event::Status { task, .. }
+            | Event::AttemptStarted { task, .. }
+            | Event::AgentFinished { task, .. }
+            | Event::QaFinished { task, .. }
+            | Event::Merged { task, .. }
+            | Event::MergeConflicted { task, .. }
+            | Event::AttemptFailed { task, .. }
+            | Event::LocksGranted { task, .. }
+            | Event::LocksReleased { task } => Some(task),
+            _ => None,
+        }
+    }
+}

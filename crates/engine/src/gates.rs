@@ -1,0 +1,55 @@
+//! The default [`Verifier`]: fugue-quality-gates' QA in a fresh checkout.
+//!
+//! Tasks in worktrees go through [`Qa::verify`] (commit leftovers, fresh checkout, every gate
+//! concurrently). Tasks with `isolation: none` have no branch to check out: their gates run in
+//! the repository itself.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+
+use fugue_core::{GateContext, Plan};
+use fugue_quality_gates::{GateSettings, Qa, QaRequest, qa_verdict, run_gates, summarize};
+
+use crate::qa::{Verifier, VerifyRequest, VerifyResult};
+
+/// Runs the plan's gates through fugue-quality-gates.
+#[derive(Debug)]
+pub struct GatesVerifier {
+    qa: Qa,
+}
+
+impl GatesVerifier {
+    /// Gates for `plan`; QA checkouts go under `<state_dir>/fugue/qa`.
+    pub fn new(plan: &Plan, plan_dir: &Path, state_dir: &Path) -> Result<Self, String> {
+        let settings = GateSettings::default();
+        let qa = Qa::from_plan(plan, plan_dir, state_dir.join("fugue").join("qa"), settings).map_err(|e| e.to_string())?;
+        Ok(Self { qa })
+    }
+}
+
+#[async_trait]
+impl Verifier for GatesVerifier {
+    async fn verify(&self, req: VerifyRequest) -> Result<VerifyResult, String> {
+        let Some(branch) = req.branch.as_deref() else {
+            let mut ctx = GateContext::new(req.task.id.clone(), req.task.phase, req.repo.clone());
+            ctx.modifies = req.task.modifies.clone();
+            ctx.base_commit = req.base_commit.clone();
+            ctx.head_commit = req.base_commit.clone();
+            let reports = run_gates(&self.qa.gates_for(&req.task, req.phase_parallel), &ctx).await;
+            let verdict = qa_verdict(&reports);
+            let feedback = summarize(verdict, &reports);
+            return Ok(VerifyResult::new(verdict, reports, feedback, Vec::new()));
+        };
+        let q = QaRequest::new(&req.task, &req.repo, &req.worktree, branch, &req.base_commit)
+            .parallel(req.phase_parallel)
+            .iteration(req.iteration);
+        let out = self.qa.verify(&q).await.map_err(|e| e.to_string())?;
+        let feedback = out.feedback.clone().unwrap_or_else(|| out.summary.clone());
+        Ok(VerifyResult::new(out.verdict, out.reports, feedback, out.changed_files))
+    }
+
+    async fn finish(&self, repo: &Path) {
+        self.qa.remove_checkouts(repo).await;
+    }
+}

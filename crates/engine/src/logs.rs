@@ -1,0 +1,110 @@
+//! Human-readable records: per-task logs (`logs/<task>-<timestamp>.md` in the playbook's
+//! "thinking log" layout), checkpoints in `auto-memory/` after each phase, and the final
+//! report in `logs/`. They are written best-effort: a full disk must not fail a run whose
+//! journal is intact, so errors here are swallowed.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use fugue_core::state::DependencyGraph;
+use fugue_core::{Phase, Plan, TaskSpec, TaskStatus};
+
+use crate::view::RunView;
+
+fn stamp() -> String {
+    fugue_core::time::now().replace([':', '-'], "")
+}
+
+/// Writes the task's log.
+pub(crate) fn task_log(state_dir: &Path, view: &RunView, task: &TaskSpec, output: &str) {
+    let v = view.task(&task.id);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Parallel Task Log\n# Task: {}\n# Part of: fugue run {}\n# Started: {}\n",
+        task.display_name(),
+        view.execution_id,
+        v.started.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(s, "## Task Assignment\n{}\n", if task.prompt.is_empty() { "(no prompt)" } else { &task.prompt });
+    let _ = writeln!(
+        s,
+        "## Execution Plan\n- agent: `{}`\n- phase: `{}`\n- modifies: {}\n- reads: {}\n- depends on: {}\n",
+        task.agent,
+        task.phase,
+        list(task.modifies.patterns()),
+        list(task.reads.patterns()),
+        list(&task.depends_on)
+    );
+    let _ = writeln!(s, "## Execution Log\n- attempts: {}\n- QA iterations (last attempt): {}", v.attempts, v.iterations);
+    for span in &v.busy {
+        let _ = writeln!(s, "- busy {} → {} ({:.1}s)", ms(span.start), ms(span.end), (span.end - span.start) as f64 / 1000.0);
+    }
+    if let Some(e) = &v.last_error {
+        let _ = writeln!(s, "- last error: {e}");
+    }
+    let _ = writeln!(s, "\n## Files Modified\n| File | Change Type |\n|------|-------------|");
+    for f in &v.files {
+        let _ = writeln!(s, "| {f} | Modified |");
+    }
+    let _ = writeln!(s, "\n## Issues Encountered\n| Issue | Severity | Gate |\n|-------|----------|------|");
+    for g in &v.qa {
+        for f in &g.findings {
+            let _ = writeln!(
+                s,
+                "| {}{} | {:?} | {} |",
+                f.file.as_deref().map(|p| format!("{p}: ")).unwrap_or_default(),
+                f.message.replace('|', "\\|"),
+                f.severity,
+                g.gate
+            );
+        }
+    }
+    let _ = writeln!(s, "\n## QA Review");
+    for g in &v.qa {
+        let _ = writeln!(s, "- {}: {:?}{}", g.gate, g.verdict, g.score.map(|x| format!(" (score {x:.1})")).unwrap_or_default());
+    }
+    let status = match v.status {
+        TaskStatus::Merged => "Complete",
+        TaskStatus::Failed | TaskStatus::Blocked | TaskStatus::MergeConflict => "Failed",
+        _ => "Partial",
+    };
+    let _ =
+        writeln!(s, "\n## Completion Report\n- Status: {status} ({})\n- Completed: {}\n", v.status, v.completed.as_deref().unwrap_or("-"));
+    if !output.is_empty() {
+        let _ = writeln!(s, "## Agent Output\n```text\n{}\n```", output.trim_end());
+    }
+    let path = state_dir.join("logs").join(format!("{}-{}.md", task.id, stamp()));
+    let _ = fugue_core::state::write_atomic(&path, s.as_bytes());
+}
+
+/// Writes the checkpoint of a completed phase.
+pub(crate) fn checkpoint_phase(state_dir: &Path, view: &RunView, plan: &Plan, phase: Phase) {
+    let mut s = format!(
+        "# Checkpoint: phase `{phase}` complete\n\nRun: {}\n\n| Task | Status | Attempts |\n|------|--------|----------|\n",
+        view.execution_id
+    );
+    for t in plan.tasks.iter().filter(|t| t.phase == phase) {
+        let v = view.task(&t.id);
+        let _ = writeln!(s, "| {} | {} | {} |", t.id, v.status, v.attempts);
+    }
+    let next: Vec<&str> = plan.tasks.iter().filter(|t| t.phase > phase).map(|t| t.id.as_str()).collect();
+    let _ = writeln!(s, "\nNext: {}", if next.is_empty() { "nothing — the run is complete".to_owned() } else { next.join(", ") });
+    let path = state_dir.join("auto-memory").join(format!("phase-{}-{phase}-summary.md", phase.order()));
+    let _ = fugue_core::state::write_atomic(&path, s.as_bytes());
+}
+
+/// Writes the final report next to the task logs.
+pub(crate) fn report_file(state_dir: &Path, view: &RunView, graph: &DependencyGraph) {
+    let report = crate::report::build(view, Some(graph));
+    let path = state_dir.join("logs").join(format!("report-{}.md", view.execution_id));
+    let _ = fugue_core::state::write_atomic(&path, report.to_markdown().as_bytes());
+}
+
+fn ms(v: u64) -> String {
+    fugue_core::time::rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(v))
+}
+
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    if items.is_empty() { "—".to_owned() } else { items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ") }
+}

@@ -1,0 +1,775 @@
+//! The dispatcher: `fugue run` and `fugue resume`.
+//!
+//! One loop owns all run state — the [`PhaseMachine`], the [`RunView`], the journal and the
+//! snapshots — and every change goes through it, in order: journal first (fsync), then the
+//! in-memory view, then (coalesced) the state files. Task pipelines run as tokio tasks and
+//! only *report* (through a channel); they never touch run state themselves. That keeps the
+//! journal a faithful, totally ordered history, which is what makes resume exact.
+//!
+//! The loop: dispatch every ready task (dependencies merged, phase current, critical path
+//! first) up to `max_agents` (one in SEQUENTIAL mode); wait for the next report; apply it;
+//! repeat until the machine says the run is finished. A task pipeline is: path locks
+//! (FIFO-fair), a worktree from the pool, then up to `max_iterations` rounds of agent → QA,
+//! then the merge queue (one merge at a time, into the base, in the order tasks are approved —
+//! which respects dependency order because a task only starts after its dependencies merged),
+//! then release of the slot and the locks. A failed attempt is retried with back-off up to
+//! `retry_on_failure` times; then the task fails and the machine blocks what depends on it.
+//!
+//! Cancellation: the first Ctrl-C (or [`RunControl::interrupt`]) stops dispatching and drops
+//! every running pipeline — agents die with their process groups — journals `interrupted` and
+//! leaves a state `fugue resume` picks up. Resume replays the journal, puts interrupted
+//! attempts back to pending with their attempt count kept, re-enters approved tasks at the
+//! merge step (the merge is idempotent: a branch already in the base is skipped), reclaims
+//! dead locks and busy slots, and continues.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio::task::JoinSet;
+
+use fugue_core::state::{DependencyGraph, ExecutionMode, files, write_json_atomic};
+use fugue_core::{
+    Agent, AgentContext, AgentOutcome, Isolation, MachineEvent, OverlapPolicy, PhaseMachine, Plan, QaVerdict, TaskSpec, TaskStatus,
+};
+use fugue_locks::{ClaimSet, FileStore, LockManager, LockPolicy, RunInfo, RunLock};
+use fugue_planner::{DefaultPlanner, SealedPlan};
+use fugue_worktrees::{AcquireRequest, BranchOutcome, MergeRequest, Pool, ReleaseMode};
+
+use crate::error::EngineError;
+use crate::events::{Event, RunOutcome};
+use crate::git;
+use crate::journal::{self, Journal, Record};
+use crate::logs;
+use crate::qa::{Verifier, VerifyRequest};
+use crate::snapshot::Snapshotter;
+use crate::view::RunView;
+
+/// How to run.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct RunOptions {
+    /// The repository.
+    pub repo: PathBuf,
+    /// The state dir (absolute, or relative to the current directory).
+    pub state_dir: PathBuf,
+    /// The plan file's directory (relative plugin paths resolve against it).
+    pub plan_dir: PathBuf,
+    /// The plan file, for the record.
+    pub plan_file: String,
+    /// Judges each iteration; `None` runs the built-in gates.
+    pub verifier: Option<Arc<dyn Verifier>>,
+    /// Receives every journal record as it is written (live progress).
+    pub progress: Option<mpsc::UnboundedSender<Record>>,
+    /// fsync the journal after every event (on by default; off only for benchmarks).
+    pub fsync: bool,
+    /// Base back-off between attempts (doubled per attempt, capped at 30 s).
+    pub backoff: Duration,
+    /// Minimum time between two state-file snapshots.
+    pub snapshot_interval: Duration,
+    /// Agents to use instead of those built from the plan (by name): for embedders and tests.
+    pub agents: HashMap<String, Arc<dyn Agent>>,
+    control: RunControl,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions").field("repo", &self.repo).field("state_dir", &self.state_dir).finish_non_exhaustive()
+    }
+}
+
+impl RunOptions {
+    /// Options for running in `repo` with its state in `state_dir`.
+    pub fn new(repo: impl Into<PathBuf>, state_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            repo: repo.into(),
+            state_dir: state_dir.into(),
+            plan_dir: PathBuf::from("."),
+            plan_file: String::new(),
+            verifier: None,
+            progress: None,
+            fsync: true,
+            backoff: Duration::from_millis(200),
+            snapshot_interval: Duration::from_millis(250),
+            agents: HashMap::new(),
+            control: RunControl::new(),
+        }
+    }
+
+    /// A handle to interrupt the run.
+    pub fn control(&self) -> RunControl {
+        self.control.clone()
+    }
+}
+
+/// Interrupts a run from outside (a signal handler, a UI).
+#[derive(Debug, Clone)]
+pub struct RunControl {
+    tx: Arc<watch::Sender<bool>>,
+    rx: watch::Receiver<bool>,
+}
+
+impl RunControl {
+    fn new() -> Self {
+        let (tx, rx) = watch::channel(false);
+        Self { tx: Arc::new(tx), rx }
+    }
+
+    /// Stop dispatching, stop running agents, leave a resumable state.
+    pub fn interrupt(&self) {
+        let _ = self.tx.send(true);
+    }
+
+    async fn interrupted(&mut self) {
+        while !*self.rx.borrow() {
+            if self.rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RunSummary {
+    /// Success, failed, or interrupted.
+    pub outcome: RunOutcome,
+    /// Everything the journal says.
+    pub view: RunView,
+    /// The planned graph.
+    pub graph: DependencyGraph,
+}
+
+/// What a task pipeline reports to the loop.
+#[derive(Debug)]
+enum Msg {
+    Event(Event),
+    Status(usize, TaskStatus),
+    /// Agent output of the last iteration, for the task log.
+    Output(usize, String),
+}
+
+/// How a pipeline ended.
+#[derive(Debug)]
+struct TaskEnd {
+    index: usize,
+    status: TaskStatus,
+}
+
+struct Shared {
+    plan: Plan,
+    repo: PathBuf,
+    state_dir: PathBuf,
+    base: String,
+    pool: Option<Pool>,
+    locks: LockManager,
+    agents: HashMap<String, Arc<dyn Agent>>,
+    verifier: Arc<dyn Verifier>,
+    merge_lock: Mutex<()>,
+    backoff: Duration,
+}
+
+/// Starts a new run of `plan`.
+pub async fn run(plan: Plan, opts: RunOptions) -> Result<RunSummary, EngineError> {
+    let state_dir = opts.state_dir.clone();
+    let journal_path = state_dir.join(files::JOURNAL);
+    let replay = journal::read(&journal_path)?;
+    let prev = RunView::from_records(&replay.records);
+    if !replay.records.is_empty() && prev.outcome != Some(RunOutcome::Success) && prev.outcome != Some(RunOutcome::Failed) {
+        return Err(EngineError::Unfinished { execution_id: prev.execution_id, state_dir });
+    }
+    let sealed = DefaultPlanner::new().plan_sealed(&plan).map_err(EngineError::Plan)?;
+    let execution_id = format!("exec-{}-{}", fugue_core::time::now().replace([':', '-'], "").trim_end_matches('Z'), std::process::id());
+    let run_lock = RunLock::acquire(&state_dir, &execution_id).map_err(|e| EngineError::RunLock(e.to_string()))?;
+    // A finished run's journal is archived so the new run starts a fresh history.
+    if !replay.records.is_empty() {
+        let archive = state_dir.join("fugue").join(format!("journal-{}.ndjson", prev.execution_id));
+        std::fs::rename(&journal_path, &archive).map_err(|e| EngineError::io("archive the previous journal", &journal_path, e))?;
+    }
+    let base = match &plan.base {
+        Some(b) => b.clone(),
+        None => git::current_branch(&opts.repo).await?,
+    };
+    let base_commit = git::rev_parse(&opts.repo, &base).await?;
+    git::exclude_runtime_state(&opts.repo, &state_dir).await?;
+    write_json_atomic(&state_dir.join("fugue").join("plan.json"), &plan).map_err(|e| EngineError::io("save the plan", &state_dir, e))?;
+    write_json_atomic(&state_dir.join(files::DEPENDENCY_GRAPH), sealed.graph()).map_err(|e| EngineError::io("write", &state_dir, e))?;
+    let mut journal = Journal::open(&journal_path, &journal::Replay::default())?;
+    if !opts.fsync {
+        journal = journal.without_fsync();
+    }
+    let start = Event::RunStarted {
+        execution_id: execution_id.clone(),
+        plan: opts.plan_file.clone(),
+        base: base.clone(),
+        base_commit,
+        mode: format!("{:?}", sealed.graph().execution_strategy.mode).to_uppercase(),
+        tasks: plan.tasks.iter().map(|t| t.id.clone()).collect(),
+        pid: std::process::id(),
+    };
+    drive(plan, sealed, opts, journal, RunView::default(), vec![start], base, execution_id, run_lock).await
+}
+
+/// Continues the interrupted run recorded in `opts.state_dir`.
+pub async fn resume(opts: RunOptions) -> Result<RunSummary, EngineError> {
+    let state_dir = opts.state_dir.clone();
+    let journal_path = state_dir.join(files::JOURNAL);
+    let replay = journal::read(&journal_path)?;
+    let view = RunView::from_records(&replay.records);
+    if replay.records.is_empty() || view.execution_id.is_empty() {
+        return Err(EngineError::NothingToResume { state_dir });
+    }
+    if matches!(view.outcome, Some(RunOutcome::Success | RunOutcome::Failed)) {
+        return Err(EngineError::AlreadyFinished { execution_id: view.execution_id });
+    }
+    let plan_path = state_dir.join("fugue").join("plan.json");
+    let text = std::fs::read_to_string(&plan_path).map_err(|e| EngineError::io("read the saved plan", &plan_path, e))?;
+    let plan: Plan = serde_json::from_str(&text).map_err(|e| EngineError::Corrupt { path: plan_path.clone(), message: e.to_string() })?;
+    let sealed = DefaultPlanner::new().plan_sealed(&plan).map_err(EngineError::Plan)?;
+    let run_lock = RunLock::acquire(&state_dir, &view.execution_id).map_err(|e| EngineError::RunLock(e.to_string()))?;
+    let mut journal = Journal::open(&journal_path, &replay)?;
+    if !opts.fsync {
+        journal = journal.without_fsync();
+    }
+    let base = view.base.clone();
+    let execution_id = view.execution_id.clone();
+    drive(plan, sealed, opts, journal, view, vec![Event::RunResumed { pid: std::process::id() }], base, execution_id, run_lock).await
+}
+
+struct Loop {
+    journal: Journal,
+    view: RunView,
+    snap: Snapshotter,
+    progress: Option<mpsc::UnboundedSender<Record>>,
+    plan: Plan,
+    outputs: HashMap<usize, String>,
+    state_dir: PathBuf,
+}
+
+impl Loop {
+    fn emit(&mut self, event: Event) -> Result<(), EngineError> {
+        let record = self.journal.append(event)?;
+        self.view.apply(&record);
+        self.snap.touch();
+        if let Some(p) = &self.progress {
+            let _ = p.send(record);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, force: bool) -> Result<(), EngineError> {
+        self.snap.flush(&self.view, &self.plan, force).map_err(|e| EngineError::io("write the state files in", &self.state_dir, e))?;
+        Ok(())
+    }
+
+    fn machine_events(&mut self, events: Vec<MachineEvent>, sealed: &SealedPlan) -> Result<(), EngineError> {
+        for e in events {
+            match e {
+                MachineEvent::PhaseStarted(phase) => self.emit(Event::PhaseStarted { phase })?,
+                MachineEvent::PhaseCompleted(phase) => {
+                    self.emit(Event::PhaseCompleted { phase })?;
+                    logs::checkpoint_phase(&self.state_dir, &self.view, &self.plan, phase);
+                    self.flush(true)?;
+                }
+                MachineEvent::Blocked(ids) => {
+                    for id in ids {
+                        self.emit(Event::Status { task: id, status: TaskStatus::Blocked })?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let _ = sealed;
+        Ok(())
+    }
+}
+
+#[expect(clippy::too_many_arguments, reason = "the two entry points share this one driver")]
+async fn drive(
+    plan: Plan,
+    sealed: SealedPlan,
+    mut opts: RunOptions,
+    journal: Journal,
+    view: RunView,
+    opening: Vec<Event>,
+    base: String,
+    execution_id: String,
+    _run_lock: RunLock,
+) -> Result<RunSummary, EngineError> {
+    let state_dir = opts.state_dir.clone();
+    let resuming = !view.execution_id.is_empty();
+    let boundaries = fugue_planner::boundaries(&plan, sealed.execution_plan());
+    let mut lp = Loop {
+        journal,
+        view,
+        snap: Snapshotter::new(&state_dir, opts.snapshot_interval).with_boundaries(boundaries),
+        progress: opts.progress.take(),
+        plan: plan.clone(),
+        outputs: HashMap::new(),
+        state_dir: state_dir.clone(),
+    };
+    for e in opening {
+        lp.emit(e)?;
+    }
+
+    // Locks: reclaim what a dead run left, then open this run's table.
+    let run_info = RunInfo::current(&execution_id);
+    let opened = LockManager::open(&run_info, LockPolicy::from_boundaries(&plan.boundaries), Box::new(FileStore::new(&state_dir)))
+        .map_err(|e| EngineError::Locks(e.to_string()))?;
+    let locks = opened.manager;
+
+    let needs_pool = plan.tasks.iter().any(|t| plan.isolation_of(t) == Isolation::Worktree);
+    let pool = if needs_pool {
+        let repo = opts.repo.clone();
+        let sd = state_dir.clone();
+        let spec = plan.pool.clone();
+        Some(
+            tokio::task::spawn_blocking(move || Pool::open(&repo, &sd, spec))
+                .await
+                .map_err(EngineError::join)?
+                .map_err(|e| EngineError::Pool(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+
+    let mut agents = opts.agents.clone();
+    for (name, spec) in &plan.agents {
+        if !agents.contains_key(name) {
+            let a = fugue_agents::agent_from_spec(name, spec, &opts.plan_dir)
+                .map_err(|e| EngineError::Agent(format!("agent `{name}`: {e}")))?;
+            agents.insert(name.clone(), a);
+        }
+    }
+    let verifier: Arc<dyn Verifier> = match opts.verifier.clone() {
+        Some(v) => v,
+        None => Arc::new(crate::gates::GatesVerifier::new(&plan, &opts.plan_dir, &state_dir).map_err(EngineError::Agent)?),
+    };
+    let mode = sealed.graph().execution_strategy.mode;
+    let shared = Arc::new(Shared {
+        plan: plan.clone(),
+        repo: opts.repo.clone(),
+        state_dir: state_dir.clone(),
+        base,
+        pool,
+        locks,
+        agents,
+        verifier,
+        merge_lock: Mutex::new(()),
+        backoff: opts.backoff,
+    });
+
+    let mut machine = PhaseMachine::from_plan(sealed.execution_plan()).with_priorities(sealed.priorities());
+    let mut resume_at: HashMap<usize, (u32, bool)> = HashMap::new();
+    if resuming {
+        reconcile(&mut lp, &mut machine, &shared, &mut resume_at, &sealed).await?;
+    } else {
+        let first: Vec<MachineEvent> = machine.current_phase().map(MachineEvent::PhaseStarted).into_iter().collect();
+        lp.machine_events(first, &sealed)?;
+    }
+    lp.flush(true)?;
+
+    let max_agents = if mode == ExecutionMode::Sequential { 1 } else { plan.parallelization.max_agents.max(1) as usize };
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let mut running: JoinSet<TaskEnd> = JoinSet::new();
+    let mut control = opts.control.clone();
+    let mut parallel_phase = None;
+    let mut interrupted = None;
+
+    loop {
+        // Common paths are read-only exactly while a parallel phase runs.
+        let phase_parallel = machine.current_phase().map(|p| p.is_parallel());
+        if phase_parallel != parallel_phase {
+            parallel_phase = phase_parallel;
+            shared.locks.set_parallel_phase(phase_parallel == Some(true)).map_err(|e| EngineError::Locks(e.to_string()))?;
+        }
+        // Dispatch.
+        let active = machine.active().len();
+        for i in machine.ready().into_iter().take(max_agents.saturating_sub(active)) {
+            let events = machine.set_status(i, TaskStatus::InProgress).map_err(|e| EngineError::Internal(e.to_string()))?;
+            let task = plan.tasks[i].clone();
+            lp.emit(Event::Status { task: task.id.clone(), status: TaskStatus::InProgress })?;
+            lp.machine_events(events, &sealed)?;
+            let (attempt, merge_only) = resume_at.remove(&i).unwrap_or((lp.view.task(&task.id).attempts + 1, false));
+            let shared = shared.clone();
+            let tx = tx.clone();
+            running.spawn(async move { pipeline(shared, i, task, attempt, merge_only, tx).await });
+        }
+        if running.is_empty() {
+            break;
+        }
+        lp.flush(false)?;
+        tokio::select! {
+            biased;
+            () = control.interrupted() => {
+                interrupted = Some("interrupted by the user".to_owned());
+                break;
+            }
+            Some(msg) = rx.recv() => {
+                apply(&mut lp, &mut machine, &plan, msg, &sealed)?;
+            }
+            Some(end) = running.join_next() => {
+                while let Ok(msg) = rx.try_recv() {
+                    apply(&mut lp, &mut machine, &plan, msg, &sealed)?;
+                }
+                let end = end.map_err(EngineError::join)?;
+                finish_task(&mut lp, &mut machine, &plan, end, &sealed)?;
+            }
+        }
+    }
+
+    if let Some(reason) = interrupted {
+        running.abort_all();
+        while running.join_next().await.is_some() {}
+        while let Ok(msg) = rx.try_recv() {
+            let _ = apply(&mut lp, &mut machine, &plan, msg, &sealed);
+        }
+        lp.emit(Event::Interrupted { reason })?;
+        lp.flush(true)?;
+        shared.verifier.finish(&shared.repo).await;
+        return Ok(RunSummary { outcome: RunOutcome::Interrupted, view: lp.view, graph: sealed.graph().clone() });
+    }
+    let outcome =
+        if (0..machine.len()).all(|i| machine.status(i) == TaskStatus::Merged) { RunOutcome::Success } else { RunOutcome::Failed };
+    shared.verifier.finish(&shared.repo).await;
+    lp.emit(Event::RunFinished { outcome })?;
+    lp.flush(true)?;
+    logs::report_file(&state_dir, &lp.view, sealed.graph());
+    if plan.parallelization.auto_cleanup
+        && outcome == RunOutcome::Success
+        && let Some(pool) = shared.pool.clone()
+    {
+        let _ = tokio::task::spawn_blocking(move || pool.cleanup(&fugue_worktrees::CleanupOptions::default())).await;
+    }
+    Ok(RunSummary { outcome, view: lp.view, graph: sealed.graph().clone() })
+}
+
+fn apply(lp: &mut Loop, machine: &mut PhaseMachine, plan: &Plan, msg: Msg, sealed: &SealedPlan) -> Result<(), EngineError> {
+    match msg {
+        Msg::Event(e) => lp.emit(e),
+        Msg::Output(i, out) => {
+            lp.outputs.insert(i, out);
+            Ok(())
+        }
+        Msg::Status(i, status) => {
+            let events = machine.set_status(i, status).map_err(|e| EngineError::Internal(e.to_string()))?;
+            lp.emit(Event::Status { task: plan.tasks[i].id.clone(), status })?;
+            lp.machine_events(events, sealed)
+        }
+    }
+}
+
+fn finish_task(lp: &mut Loop, machine: &mut PhaseMachine, plan: &Plan, end: TaskEnd, sealed: &SealedPlan) -> Result<(), EngineError> {
+    if machine.status(end.index) != end.status {
+        let events = machine.set_status(end.index, end.status).map_err(|e| EngineError::Internal(e.to_string()))?;
+        lp.emit(Event::Status { task: plan.tasks[end.index].id.clone(), status: end.status })?;
+        lp.machine_events(events, sealed)?;
+    }
+    let output = lp.outputs.remove(&end.index).unwrap_or_default();
+    logs::task_log(&lp.state_dir, &lp.view, &plan.tasks[end.index], &output);
+    Ok(())
+}
+
+/// Brings a replayed machine in line with the journal and git before continuing.
+async fn reconcile(
+    lp: &mut Loop,
+    machine: &mut PhaseMachine,
+    shared: &Arc<Shared>,
+    resume_at: &mut HashMap<usize, (u32, bool)>,
+    sealed: &SealedPlan,
+) -> Result<(), EngineError> {
+    let plan = &shared.plan;
+    for (i, t) in plan.tasks.iter().enumerate() {
+        let v = lp.view.task(&t.id);
+        match v.status {
+            TaskStatus::Pending => {}
+            s if s.is_terminal() => {
+                machine.restore(i, s);
+            }
+            TaskStatus::QaApproved => {
+                // Approved before the crash: only the merge is left (idempotent).
+                resume_at.insert(i, (v.attempts.max(1), true));
+                lp.emit(Event::Status { task: t.id.clone(), status: TaskStatus::Pending })?;
+            }
+            _ => {
+                // Interrupted mid-attempt: run the same attempt again.
+                resume_at.insert(i, (v.attempts.max(1), false));
+                lp.emit(Event::Status { task: t.id.clone(), status: TaskStatus::Pending })?;
+            }
+        }
+    }
+    // Slots the dead run held for tasks that are over go back to the pool.
+    if let Some(pool) = shared.pool.clone() {
+        let done: Vec<String> = plan.tasks.iter().filter(|t| lp.view.task(&t.id).status.is_terminal()).map(|t| t.id.to_string()).collect();
+        tokio::task::spawn_blocking(move || -> Result<(), fugue_worktrees::PoolError> {
+            for slot in pool.status()?.worktrees {
+                if slot.task_id.as_ref().is_some_and(|t| done.contains(t)) {
+                    pool.release(&slot.id, ReleaseMode::KeepBranch)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(EngineError::join)?
+        .map_err(|e| EngineError::Pool(e.to_string()))?;
+    }
+    let phase: Vec<MachineEvent> = machine.current_phase().map(MachineEvent::PhaseStarted).into_iter().collect();
+    lp.machine_events(phase, sealed)
+}
+
+/// One task, from locks to merge. Returns the terminal status.
+async fn pipeline(
+    shared: Arc<Shared>,
+    index: usize,
+    task: TaskSpec,
+    first_attempt: u32,
+    merge_only: bool,
+    tx: mpsc::UnboundedSender<Msg>,
+) -> TaskEnd {
+    let send = |m: Msg| {
+        let _ = tx.send(m);
+    };
+    let max_attempts = shared.plan.parallelization.retry_on_failure + 1;
+    let mut attempt = first_attempt;
+    loop {
+        match attempt_once(&shared, index, &task, attempt, merge_only, &send).await {
+            Ok(status) => return TaskEnd { index, status },
+            Err(AttemptError { reason, retry }) => {
+                send(Msg::Event(Event::AttemptFailed { task: task.id.clone(), attempt, reason }));
+                if !retry || attempt >= max_attempts {
+                    return TaskEnd { index, status: TaskStatus::Failed };
+                }
+                let factor = 1u32 << (attempt - 1).min(8);
+                tokio::time::sleep((shared.backoff * factor).min(Duration::from_secs(30))).await;
+                attempt += 1;
+                send(Msg::Status(index, TaskStatus::InProgress));
+            }
+        }
+    }
+}
+
+struct AttemptError {
+    reason: String,
+    retry: bool,
+}
+
+impl AttemptError {
+    fn retry(reason: impl Into<String>) -> Self {
+        Self { reason: reason.into(), retry: true }
+    }
+    fn fatal(reason: impl Into<String>) -> Self {
+        Self { reason: reason.into(), retry: false }
+    }
+}
+
+/// Releases a task's slot and locks however the attempt ends.
+struct Cleanup {
+    shared: Arc<Shared>,
+    owner: String,
+    slot: Option<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = self.shared.locks.release(&self.owner);
+        if let (Some(pool), Some(slot)) = (self.shared.pool.clone(), self.slot.take()) {
+            // Blocking git calls in drop: hand them to the blocking pool when inside a runtime.
+            match tokio::runtime::Handle::try_current() {
+                Ok(h) => {
+                    h.spawn_blocking(move || pool.release(&slot, ReleaseMode::KeepBranch));
+                }
+                Err(_) => {
+                    let _ = pool.release(&slot, ReleaseMode::KeepBranch);
+                }
+            }
+        }
+    }
+}
+
+async fn attempt_once(
+    shared: &Arc<Shared>,
+    index: usize,
+    task: &TaskSpec,
+    attempt: u32,
+    merge_only: bool,
+    send: &impl Fn(Msg),
+) -> Result<TaskStatus, AttemptError> {
+    let plan = &shared.plan;
+    let isolation = plan.isolation_of(task);
+    let owner = task.id.to_string();
+    // Locks: isolated overlapping writers (strategy B) only take read claims; the merge decides.
+    let claims = if plan.parallelization.overlap == OverlapPolicy::Isolate && isolation == Isolation::Worktree {
+        ClaimSet::from_scopes(
+            &fugue_core::Scope::default(),
+            &task.modifies.patterns().iter().chain(task.reads.patterns()).cloned().collect(),
+        )
+    } else {
+        ClaimSet::for_task(task)
+    };
+    let grant = shared.locks.acquire(&owner, &claims).await.map_err(|e| AttemptError::fatal(format!("failed to lock paths: {e}")))?;
+    send(Msg::Event(Event::LocksGranted {
+        task: task.id.clone(),
+        writes: grant.claims.iter().filter(|c| c.mode == fugue_core::state::LockMode::Write).map(|c| c.resource.to_string()).collect(),
+        reads: grant.claims.iter().filter(|c| c.mode == fugue_core::state::LockMode::Read).map(|c| c.resource.to_string()).collect(),
+    }));
+    let mut cleanup = Cleanup { shared: shared.clone(), owner: owner.clone(), slot: None };
+
+    let (worktree, branch) = match (&shared.pool, isolation) {
+        (Some(pool), Isolation::Worktree) => {
+            let pool = pool.clone();
+            let req = AcquireRequest::new(task.id.clone()).base(shared.base.clone());
+            let acq = tokio::task::spawn_blocking(move || pool.acquire(&req))
+                .await
+                .map_err(|e| AttemptError::retry(e.to_string()))?
+                .map_err(|e| AttemptError::retry(format!("failed to get a worktree: {e}")))?;
+            cleanup.slot = Some(acq.slot.clone());
+            send(Msg::Event(Event::AttemptStarted {
+                task: task.id.clone(),
+                attempt,
+                worktree: acq.path.display().to_string(),
+                branch: Some(acq.branch.clone()),
+                slot: Some(acq.slot.clone()),
+            }));
+            (acq.path, Some(acq.branch))
+        }
+        _ => {
+            send(Msg::Event(Event::AttemptStarted {
+                task: task.id.clone(),
+                attempt,
+                worktree: shared.repo.display().to_string(),
+                branch: None,
+                slot: None,
+            }));
+            (shared.repo.clone(), None)
+        }
+    };
+    let base_commit = git::rev_parse(&shared.repo, &shared.base).await.map_err(|e| AttemptError::retry(e.to_string()))?;
+
+    if !merge_only {
+        let agent =
+            shared.agents.get(&task.agent).cloned().ok_or_else(|| AttemptError::fatal(format!("unknown agent `{}`", task.agent)))?;
+        let spec_timeout = plan.agents.get(&task.agent).and_then(|a| a.timeout());
+        let mut feedback: Option<String> = None;
+        let max_iterations = plan.gates.max_iterations.max(1);
+        let mut iteration = 0;
+        let mut blocked_retries = 0;
+        loop {
+            let mut ctx = AgentContext::new(task.id.clone(), task.prompt.clone(), worktree.clone());
+            ctx.task_name = task.display_name().to_owned();
+            ctx.modifies = task.modifies.clone();
+            ctx.reads = task.reads.clone();
+            ctx.feedback = feedback.clone();
+            ctx.attempt = attempt;
+            ctx.iteration = iteration;
+            ctx.timeout = spec_timeout;
+            ctx.config = match plan.agents.get(&task.agent) {
+                Some(fugue_core::AgentSpec::Plugin(p)) => fugue_core::merge_config(p.config.as_ref(), task.config.as_ref()),
+                _ => task.config.clone().unwrap_or_else(|| serde_json::json!({})),
+            };
+            ctx.log_file = Some(shared.state_dir.join("logs").join(format!("{}.agent.log", task.id)));
+            let started = std::time::Instant::now();
+            let report = agent.run(ctx).await.map_err(|e| AttemptError::retry(e.to_string()))?;
+            let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            send(Msg::Output(index, report.output.clone()));
+            send(Msg::Event(Event::AgentFinished {
+                task: task.id.clone(),
+                attempt,
+                iteration,
+                outcome: report.outcome,
+                summary: report.summary.clone(),
+                duration_ms,
+            }));
+            if report.outcome == AgentOutcome::Failed {
+                return Err(AttemptError::retry(format!("agent failed: {}", report.summary)));
+            }
+            send(Msg::Status(index, TaskStatus::ReadyForQa));
+            let started = std::time::Instant::now();
+            let req = VerifyRequest {
+                task: task.clone(),
+                phase_parallel: task.phase.is_parallel(),
+                repo: shared.repo.clone(),
+                worktree: worktree.clone(),
+                branch: branch.clone(),
+                base_commit: base_commit.clone(),
+                iteration,
+            };
+            let result = shared.verifier.verify(req).await.map_err(|e| AttemptError::retry(format!("QA could not run: {e}")))?;
+            let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            send(Msg::Event(Event::QaFinished {
+                task: task.id.clone(),
+                attempt,
+                iteration,
+                verdict: result.verdict,
+                reports: result.reports.clone(),
+                duration_ms,
+            }));
+            match result.verdict {
+                QaVerdict::TaskApproved => {
+                    send(Msg::Status(index, TaskStatus::QaApproved));
+                    break;
+                }
+                QaVerdict::QaBlocked => {
+                    // Not the agent's fault: no iteration burnt; one more try, then give up.
+                    blocked_retries += 1;
+                    if blocked_retries > 1 {
+                        return Err(AttemptError::fatal(format!("QA blocked by the environment: {}", result.feedback)));
+                    }
+                    send(Msg::Status(index, TaskStatus::InProgress));
+                }
+                QaVerdict::TaskRejected => {
+                    send(Msg::Status(index, TaskStatus::QaRejected));
+                    iteration += 1;
+                    if iteration >= max_iterations {
+                        return Err(AttemptError::retry(format!(
+                            "QA rejected the work {iteration} time(s): {}",
+                            first_line(&result.feedback)
+                        )));
+                    }
+                    feedback = Some(result.feedback);
+                    send(Msg::Status(index, TaskStatus::InProgress));
+                }
+            }
+        }
+    } else {
+        send(Msg::Status(index, TaskStatus::ReadyForQa));
+        send(Msg::Status(index, TaskStatus::QaApproved));
+    }
+
+    // Merge queue: one merge at a time into the base.
+    let Some(branch) = branch else {
+        let head = git::rev_parse(&shared.repo, "HEAD").await.unwrap_or_default();
+        send(Msg::Event(Event::Merged { task: task.id.clone(), commit: head, files: Vec::new() }));
+        return Ok(TaskStatus::Merged);
+    };
+    let _queue = shared.merge_lock.lock().await;
+    let pool = shared.pool.clone().ok_or_else(|| AttemptError::fatal("no pool"))?;
+    let files = git::changed_files(&shared.repo, &base_commit, &branch).await.unwrap_or_default();
+    let req = MergeRequest::new([branch.clone()]).target(shared.base.clone());
+    let report = tokio::task::spawn_blocking(move || pool.merge(&req))
+        .await
+        .map_err(|e| AttemptError::fatal(e.to_string()))?
+        .map_err(|e| AttemptError::fatal(format!("failed to merge {branch}: {e}")))?;
+    match report.branches.first().map(|b| &b.outcome) {
+        Some(BranchOutcome::Merged | BranchOutcome::AlreadyMerged) => {
+            send(Msg::Event(Event::Merged { task: task.id.clone(), commit: report.new.clone(), files }));
+            Ok(TaskStatus::Merged)
+        }
+        Some(BranchOutcome::Conflict { files }) => {
+            send(Msg::Event(Event::MergeConflicted { task: task.id.clone(), files: files.clone() }));
+            Ok(TaskStatus::MergeConflict)
+        }
+        other => Err(AttemptError::fatal(format!("merge of {} did not happen: {other:?}", report.target))),
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or_default()
+}
+
+/// The state dir's journal path.
+pub fn journal_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(files::JOURNAL)
+}

@@ -1,0 +1,230 @@
+//! The run as the journal tells it: a fold of [`Record`]s into per-task facts.
+//!
+//! `RunView::apply` is O(1) per event, so the engine keeps one up to date as it journals and
+//! derives the state-file snapshots from it; `resume`, `status`, `report` and `validate` build
+//! one by replaying the journal.
+
+use std::collections::HashMap;
+
+use fugue_core::{GateReport, Phase, TaskId, TaskStatus};
+
+use crate::events::{Event, QaVerdict, RunOutcome};
+use crate::journal::Record;
+
+/// One interval an agent (or a gate run, or a merge) was busy, in ms since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// Start.
+    pub start: u64,
+    /// End (equal to start while still running).
+    pub end: u64,
+}
+
+/// What the journal says about one task.
+#[derive(Debug, Clone, Default)]
+pub struct TaskView {
+    /// Current status.
+    pub status: TaskStatus,
+    /// Attempts started.
+    pub attempts: u32,
+    /// QA iterations of the current attempt.
+    pub iterations: u32,
+    /// First start (RFC 3339).
+    pub started: Option<String>,
+    /// Terminal status time (RFC 3339).
+    pub completed: Option<String>,
+    /// Branch.
+    pub branch: Option<String>,
+    /// Checkout.
+    pub worktree: Option<String>,
+    /// Pool slot.
+    pub slot: Option<String>,
+    /// Last gate results.
+    pub qa: Vec<GateReport>,
+    /// Files changed (from the merge).
+    pub files: Vec<String>,
+    /// Merge commit.
+    pub merge_commit: Option<String>,
+    /// Conflicting files of a failed merge.
+    pub conflict_files: Vec<String>,
+    /// Busy intervals: from attempt start to QA verdict or failure.
+    pub busy: Vec<Span>,
+    /// When the task's merge happened (ms).
+    pub merged_at: Option<u64>,
+    /// Last failure reason.
+    pub last_error: Option<String>,
+    /// Open busy interval start.
+    open: Option<u64>,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Default)]
+pub struct RunView {
+    /// The run's id.
+    pub execution_id: String,
+    /// Plan file.
+    pub plan: String,
+    /// Base branch.
+    pub base: String,
+    /// Base commit at start.
+    pub base_commit: String,
+    /// PARALLEL or SEQUENTIAL.
+    pub mode: String,
+    /// When the run started (RFC 3339 ms).
+    pub started: String,
+    /// When it last finished.
+    pub finished: Option<String>,
+    /// Outcome, once finished.
+    pub outcome: Option<RunOutcome>,
+    /// Phase running now.
+    pub current_phase: Option<Phase>,
+    /// Phases completed.
+    pub completed_phases: Vec<Phase>,
+    /// Task ids in plan order.
+    pub order: Vec<TaskId>,
+    /// Per task.
+    pub tasks: HashMap<TaskId, TaskView>,
+    /// The orchestrator's pid (latest start or resume).
+    pub pid: u32,
+    /// Number of events applied.
+    pub events: u64,
+    /// Time of the first and last event (ms).
+    pub first_ms: u64,
+    /// Time of the last event (ms).
+    pub last_ms: u64,
+}
+
+impl RunView {
+    /// Replays records.
+    pub fn from_records(records: &[Record]) -> Self {
+        let mut v = Self::default();
+        for r in records {
+            v.apply(r);
+        }
+        v
+    }
+
+    /// Folds one record in.
+    pub fn apply(&mut self, r: &Record) {
+        let ms = fugue_core::time::parse_millis(&r.ts).unwrap_or(self.last_ms);
+        if self.events == 0 {
+            self.first_ms = ms;
+        }
+        self.events += 1;
+        self.last_ms = ms;
+        match &r.event {
+            Event::RunStarted { execution_id, plan, base, base_commit, mode, tasks, pid } => {
+                self.execution_id.clone_from(execution_id);
+                self.plan.clone_from(plan);
+                self.base.clone_from(base);
+                self.base_commit.clone_from(base_commit);
+                self.mode.clone_from(mode);
+                self.started.clone_from(&r.ts);
+                self.order.clone_from(tasks);
+                self.pid = *pid;
+                for t in tasks {
+                    self.tasks.entry(t.clone()).or_default();
+                }
+            }
+            Event::RunResumed { pid } => {
+                self.pid = *pid;
+                self.outcome = None;
+                self.finished = None;
+                // Attempts in flight when the orchestrator died are closed where they stopped.
+                let last = self.last_ms;
+                for t in self.tasks.values_mut() {
+                    if let Some(start) = t.open.take() {
+                        t.busy.push(Span { start, end: last.max(start) });
+                    }
+                }
+            }
+            Event::PhaseStarted { phase } => self.current_phase = Some(*phase),
+            Event::PhaseCompleted { phase } => {
+                if !self.completed_phases.contains(phase) {
+                    self.completed_phases.push(*phase);
+                }
+            }
+            Event::Status { task, status } => {
+                let t = self.tasks.entry(task.clone()).or_default();
+                t.status = *status;
+                if status.is_terminal() {
+                    t.completed = Some(r.ts.clone());
+                    if let Some(start) = t.open.take() {
+                        t.busy.push(Span { start, end: ms });
+                    }
+                }
+            }
+            Event::AttemptStarted { task, attempt, worktree, branch, slot } => {
+                let t = self.tasks.entry(task.clone()).or_default();
+                t.attempts = *attempt;
+                t.iterations = 0;
+                t.started.get_or_insert_with(|| r.ts.clone());
+                t.worktree = Some(worktree.clone());
+                t.branch.clone_from(branch);
+                t.slot.clone_from(slot);
+                if let Some(start) = t.open.replace(ms) {
+                    t.busy.push(Span { start, end: ms });
+                }
+            }
+            Event::AgentFinished { task, iteration, .. } => {
+                let t = self.tasks.entry(task.clone()).or_default();
+                t.iterations = *iteration;
+            }
+            Event::QaFinished { task, iteration, verdict, reports, .. } => {
+                let t = self.tasks.entry(task.clone()).or_default();
+                t.iterations = *iteration + u32::from(*verdict == QaVerdict::TaskRejected);
+                t.qa.clone_from(reports);
+                if *verdict == QaVerdict::TaskApproved
+                    && let Some(start) = t.open.take()
+                {
+                    t.busy.push(Span { start, end: ms });
+                }
+            }
+            Event::Merged { task, commit, files } => {
+                let t = self.tasks.entry(task.clone()).or_default();
+                t.merge_commit = Some(commit.clone());
+                t.files.clone_from(files);
+                t.merged_at = Some(ms);
+            }
+            Event::MergeConflicted { task, files } => {
+                let t = self.tasks.entry(task.clone()).or_default();
+                t.conflict_files.clone_from(files);
+            }
+            Event::AttemptFailed { task, reason, .. } => {
+                let t = self.tasks.entry(task.clone()).or_default();
+                t.last_error = Some(reason.clone());
+                if let Some(start) = t.open.take() {
+                    t.busy.push(Span { start, end: ms });
+                }
+            }
+            Event::LocksGranted { .. } | Event::LocksReleased { .. } => {}
+            Event::Interrupted { .. } => {
+                self.outcome = Some(RunOutcome::Interrupted);
+                self.finished = Some(r.ts.clone());
+            }
+            Event::RunFinished { outcome } => {
+                self.outcome = Some(*outcome);
+                self.finished = Some(r.ts.clone());
+                self.current_phase = None;
+            }
+        }
+    }
+
+    /// The task's view (a default one for an unknown id).
+    pub fn task(&self, id: &TaskId) -> TaskView {
+        self.tasks.get(id).cloned().unwrap_or_default()
+    }
+
+    /// Tasks running now.
+    pub fn active(&self) -> Vec<TaskId> {
+        self.order
+            .iter()
+            .filter(|id| {
+                self.tasks.get(*id).is_some_and(|t| {
+                    matches!(t.status, TaskStatus::InProgress | TaskStatus::ReadyForQa | TaskStatus::QaApproved | TaskStatus::QaRejected)
+                })
+            })
+            .cloned()
+            .collect()
+    }
+}

@@ -1,0 +1,442 @@
+//! QA: judging one iteration of a task's work, independently of the agent's own checkout.
+//!
+//! [`Qa::verify`] goes through three steps:
+//!
+//! 1. **The agent's worktree.** It must still be on the task branch. Every path the branch
+//!    changed since the base and every uncommitted or untracked (not ignored) file must pass
+//!    the boundary rules; if one does not, the work is rejected *before* anything is
+//!    committed, so an out-of-scope file never lands on the branch. Otherwise whatever the
+//!    agent left uncommitted is committed (`git add -A`, fugue's identity, no hooks).
+//! 2. **A fresh checkout.** The branch head is checked out in a separate, clean worktree under
+//!    the QA directory (`<qa_dir>/<task-id>`), and every gate runs there, concurrently: the
+//!    boundary gate, review (unless `review: false`), tests (when there are commands or a
+//!    coverage requirement), docs (when configured) and any extra gates. A file the work
+//!    needs but that exists only in the agent's worktree — ignored, so never committed —
+//!    is missing here, and the gates that need it fail.
+//! 3. **The verdict.** Blocked when a gate could not judge (the environment; no iteration
+//!    burnt), rejected when a gate failed (with the feedback text for the agent's next
+//!    iteration), approved otherwise.
+//!
+//! The checkout is removed afterwards, or, when the settings keep ignored build caches,
+//! recycled for the task's next iteration: reset to the new head and cleaned of everything
+//! but those caches. A checkout left by a crash is replaced on the next use. The iteration
+//! loop itself belongs to the engine; [`QaOutcome::feedback`] is what it passes on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use fugue_core::{
+    Boundaries, Finding, GateContext, GateReport, GateVerdict, GatesSpec, Phase, Plan, QaVerdict, QualityGate, Scope, Severity, TaskId,
+    TaskSpec,
+};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+use crate::boundary::{BOUNDARY_GATE, BoundaryGate, boundary_findings};
+use crate::docs::DocsGate;
+use crate::elapsed_ms;
+use crate::feedback::{format_feedback, qa_verdict, summarize};
+use crate::git::{Git, GitFailure};
+use crate::review::{ReviewGate, Reviewer, ReviewerError};
+use crate::settings::GateSettings;
+use crate::test_gate::TestsGate;
+
+/// Why QA itself could not run (as opposed to a gate being blocked). The engine should treat
+/// it like [`QaVerdict::QaBlocked`]: the agent is not at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QaError {
+    /// A git command failed.
+    #[error("failed to {action}: {failure}")]
+    Git {
+        /// What QA was doing.
+        action: String,
+        /// The git failure, with its command, directory and message.
+        failure: String,
+    },
+    /// A file-system operation failed.
+    #[error("failed to {action}: {source}")]
+    Io {
+        /// What QA was doing.
+        action: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The plan's reviewer could not be built.
+    #[error(transparent)]
+    Reviewer(#[from] ReviewerError),
+    /// A path fugue cannot pass to git.
+    #[error("failed to use {0} as a QA checkout directory: the path is not valid UTF-8; choose another state directory")]
+    NonUtf8Path(PathBuf),
+}
+
+fn git_error(action: impl Into<String>) -> impl FnOnce(GitFailure) -> QaError {
+    let action = action.into();
+    move |f| QaError::Git { action, failure: f.to_string() }
+}
+
+/// One QA round's inputs.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct QaRequest<'a> {
+    /// The task.
+    pub task: &'a TaskSpec,
+    /// The repository (any checkout of it; the fresh checkout is added from here).
+    pub repo: &'a Path,
+    /// The agent's worktree.
+    pub worktree: &'a Path,
+    /// The task branch the worktree must be on (`auto/<id>`).
+    pub branch: &'a str,
+    /// The commit the task branched from.
+    pub base_commit: &'a str,
+    /// The task's phase runs in parallel (the plan's `common` paths are then read-only).
+    pub parallel: bool,
+    /// The 0-based QA iteration, for the commit message.
+    pub iteration: u32,
+}
+
+impl<'a> QaRequest<'a> {
+    /// A request with `parallel` taken from the task's phase policy and iteration 0.
+    pub fn new(task: &'a TaskSpec, repo: &'a Path, worktree: &'a Path, branch: &'a str, base_commit: &'a str) -> Self {
+        Self { task, repo, worktree, branch, base_commit, parallel: task.phase.is_parallel(), iteration: 0 }
+    }
+
+    /// Sets whether the phase runs in parallel (false in SEQUENTIAL mode).
+    pub fn parallel(mut self, parallel: bool) -> Self {
+        self.parallel = parallel;
+        self
+    }
+
+    /// Sets the QA iteration.
+    pub fn iteration(mut self, iteration: u32) -> Self {
+        self.iteration = iteration;
+        self
+    }
+}
+
+/// What one QA round decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct QaOutcome {
+    /// Approved, rejected or blocked.
+    pub verdict: QaVerdict,
+    /// Every gate's report, in gate order (boundary, review, tests, docs, extras).
+    pub reports: Vec<GateReport>,
+    /// The judged commit: the branch head after QA committed leftovers.
+    pub head_commit: String,
+    /// Paths the branch changed since the base (with the leftovers, when QA stopped before
+    /// committing them).
+    pub changed_files: Vec<String>,
+    /// The commit QA made of work the agent left uncommitted, if any.
+    pub committed: Option<String>,
+    /// For a rejection: the text for the agent's next iteration (`{feedback}`).
+    pub feedback: Option<String>,
+    /// One line for logs: the verdict and why.
+    pub summary: String,
+    /// How long QA took.
+    pub duration_ms: u64,
+}
+
+/// Builds a [`GateContext`] (its fields are public but the struct is `#[non_exhaustive]`, so
+/// it is made from a minimal document and then filled in).
+pub fn gate_context(task_id: &TaskId, phase: Phase, checkout: &Path) -> GateContext {
+    let seed = serde_json::json!({
+        "task_id": task_id.as_str(), "phase": phase, "checkout": "", "base_commit": "", "head_commit": "",
+        "changed_files": [], "diff": "", "modifies": [], "common": [], "config": {}
+    });
+    let mut ctx: GateContext = match serde_json::from_value(seed) {
+        Ok(ctx) => ctx,
+        // The seed is built from a valid TaskId and Phase, which always deserialise.
+        Err(e) => unreachable!("the gate context seed does not deserialise: {e}"),
+    };
+    ctx.checkout = checkout.to_owned();
+    ctx
+}
+
+/// Runs `gates` concurrently on `ctx`; a gate that errs or panics gives a blocked report.
+/// Reports come back in the order of `gates`, each with its duration.
+pub async fn run_gates(gates: &[Arc<dyn QualityGate>], ctx: &GateContext) -> Vec<GateReport> {
+    let ctx = Arc::new(ctx.clone());
+    let mut set = JoinSet::new();
+    let mut slots: Vec<(String, Option<GateReport>)> = Vec::with_capacity(gates.len());
+    let mut ids = std::collections::HashMap::new();
+    for (i, gate) in gates.iter().enumerate() {
+        let (gate, ctx) = (Arc::clone(gate), Arc::clone(&ctx));
+        slots.push((gate.name().to_owned(), None));
+        let handle = set.spawn(async move {
+            let started = Instant::now();
+            let result = gate.check(&ctx).await;
+            (result, elapsed_ms(started))
+        });
+        ids.insert(handle.id(), i);
+    }
+    while let Some(joined) = set.join_next_with_id().await {
+        let (id, report) = match joined {
+            Ok((id, (Ok(mut report), took))) => {
+                if report.duration_ms == 0 {
+                    report.duration_ms = took;
+                }
+                (id, Ok(report))
+            }
+            Ok((id, (Err(e), took))) => (id, Err((e.to_string(), took))),
+            Err(e) => (e.id(), Err((format!("the gate panicked or was aborted: {e}"), 0))),
+        };
+        let Some(&i) = ids.get(&id) else { continue };
+        let name = slots[i].0.clone();
+        slots[i].1 = Some(report.unwrap_or_else(|(message, took)| blocked_report(&name, message, took)));
+    }
+    slots.into_iter().map(|(name, r)| r.unwrap_or_else(|| blocked_report(&name, "the gate produced no report".to_owned(), 0))).collect()
+}
+
+fn blocked_report(gate: &str, message: String, duration_ms: u64) -> GateReport {
+    GateReport {
+        verdict: GateVerdict::Blocked,
+        duration_ms,
+        ..GateReport::fail(gate, vec![Finding { severity: Severity::High, file: None, line: None, message }])
+    }
+}
+
+/// The QA of a plan: its gates, boundaries and reviewer, and where fresh checkouts go.
+#[derive(Clone)]
+pub struct Qa {
+    gates: GatesSpec,
+    common: Scope,
+    reviewer: Option<Arc<Reviewer>>,
+    extra: Vec<Arc<dyn QualityGate>>,
+    qa_dir: PathBuf,
+    settings: Arc<GateSettings>,
+}
+
+impl std::fmt::Debug for Qa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Qa")
+            .field("gates", &self.gates)
+            .field("common", &self.common)
+            .field("reviewer", &self.reviewer)
+            .field("extra", &self.extra.iter().map(|g| g.name().to_owned()).collect::<Vec<_>>())
+            .field("qa_dir", &self.qa_dir)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl Qa {
+    /// QA with these gates and boundaries, the heuristic reviewer when review is on, and fresh
+    /// checkouts under `qa_dir`.
+    pub fn new(gates: GatesSpec, boundaries: &Boundaries, qa_dir: impl Into<PathBuf>, settings: GateSettings) -> Self {
+        let reviewer = gates.review.as_on().map(|_| Arc::new(Reviewer::heuristic()));
+        Self { gates, common: boundaries.common.clone(), reviewer, extra: Vec::new(), qa_dir: qa_dir.into(), settings: Arc::new(settings) }
+    }
+
+    /// QA for `plan` (whose file is in `plan_dir`): its reviewer is built (and a plugin loaded)
+    /// once, here.
+    pub fn from_plan(plan: &Plan, plan_dir: &Path, qa_dir: impl Into<PathBuf>, settings: GateSettings) -> Result<Self, QaError> {
+        let mut qa = Self::new(plan.gates.clone(), &plan.boundaries, qa_dir, settings);
+        if let Some(spec) = plan.gates.review.as_on() {
+            qa.reviewer = Some(Arc::new(Reviewer::from_plan(spec, &plan.agents, plan_dir)?));
+        }
+        Ok(qa)
+    }
+
+    /// Replaces the reviewer (review must be on in the gates for it to run).
+    pub fn with_reviewer(mut self, reviewer: Reviewer) -> Self {
+        self.reviewer = Some(Arc::new(reviewer));
+        self
+    }
+
+    /// Adds a gate (a gate plugin, say) run after the built-in ones.
+    pub fn with_gate(mut self, gate: Arc<dyn QualityGate>) -> Self {
+        self.extra.push(gate);
+        self
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &GateSettings {
+        &self.settings
+    }
+
+    /// The plan's `max_iterations`.
+    pub fn max_iterations(&self) -> u32 {
+        self.gates.max_iterations
+    }
+
+    /// Where the fresh checkouts go.
+    pub fn qa_dir(&self) -> &Path {
+        &self.qa_dir
+    }
+
+    /// The gates a task's work goes through, in report order.
+    pub fn gates_for(&self, task: &TaskSpec, parallel: bool) -> Vec<Arc<dyn QualityGate>> {
+        let mut gates: Vec<Arc<dyn QualityGate>> = vec![Arc::new(BoundaryGate::new(parallel))];
+        if let (Some(spec), Some(reviewer)) = (self.gates.review.as_on(), &self.reviewer) {
+            gates.push(Arc::new(ReviewGate::new(spec.clone(), Arc::clone(reviewer), Arc::clone(&self.settings))));
+        }
+        if let Some(tests) = TestsGate::new(self.gates.tests.as_ref(), &task.verify, Arc::clone(&self.settings)) {
+            gates.push(Arc::new(tests));
+        }
+        if let Some(docs) = &self.gates.docs {
+            gates.push(Arc::new(DocsGate::new(docs, Arc::clone(&self.settings))));
+        }
+        gates.extend(self.extra.iter().cloned());
+        gates
+    }
+
+    /// The fresh checkout directory of a task.
+    pub fn checkout_dir(&self, task: &TaskId) -> PathBuf {
+        self.qa_dir.join(task.as_str())
+    }
+
+    /// Judges one iteration of `req.task`'s work (see the module docs).
+    pub async fn verify(&self, req: &QaRequest<'_>) -> Result<QaOutcome, QaError> {
+        let started = Instant::now();
+        let timeout = self.settings.command_timeout;
+        let wt = Git::new(req.worktree, timeout);
+        let task = req.task;
+
+        // 1. The agent's worktree: on the branch, in bounds, then committed.
+        let on = wt.current_branch().await.map_err(git_error(format!("read the branch of the worktree {}", req.worktree.display())))?;
+        if on.as_deref() != Some(req.branch) {
+            let head = wt.commit_of("HEAD").await.unwrap_or_default();
+            let what = on.map_or_else(|| "a detached HEAD".to_owned(), |b| format!("branch `{b}`"));
+            let finding = Finding {
+                severity: Severity::Critical,
+                file: None,
+                line: None,
+                message: format!(
+                    "the worktree has {what} checked out instead of the task branch `{}`: check out `{}` again and commit there",
+                    req.branch, req.branch
+                ),
+            };
+            let report = GateReport { duration_ms: elapsed_ms(started), ..GateReport::fail(BOUNDARY_GATE, vec![finding]) };
+            return Ok(self.finish(started, vec![report], head, Vec::new(), None));
+        }
+        let leftovers = wt.uncommitted().await.map_err(git_error(format!("list uncommitted files in {}", req.worktree.display())))?;
+        let committed_paths =
+            wt.changed(req.base_commit, "HEAD").await.map_err(git_error(format!("list the changes of branch `{}`", req.branch)))?;
+        let mut all_paths = committed_paths.clone();
+        all_paths.extend(leftovers.iter().cloned());
+        all_paths.sort();
+        all_paths.dedup();
+        let findings = boundary_findings(&all_paths, req.worktree, &task.modifies, &self.common, req.parallel);
+        if !findings.is_empty() {
+            let head = wt.commit_of("HEAD").await.map_err(git_error("read the worktree's HEAD"))?;
+            let report = GateReport { duration_ms: elapsed_ms(started), ..GateReport::fail(BOUNDARY_GATE, findings) };
+            return Ok(self.finish(started, vec![report], head, all_paths, None));
+        }
+        let committed = if leftovers.is_empty() {
+            None
+        } else {
+            let message = format!(
+                "fugue: commit work left uncommitted by task {} (QA iteration {})\n\n{} file(s): {}",
+                task.id,
+                req.iteration + 1,
+                leftovers.len(),
+                leftovers.iter().take(20).cloned().collect::<Vec<_>>().join(", ")
+            );
+            Some(wt.commit_all(&message).await.map_err(git_error(format!("commit the uncommitted work in {}", req.worktree.display())))?)
+        };
+        let head = wt.commit_of("HEAD").await.map_err(git_error("read the worktree's HEAD"))?;
+
+        // 2. Every gate in a fresh checkout of the head.
+        let repo = Git::new(req.repo, timeout);
+        let changed =
+            repo.changed(req.base_commit, &head).await.map_err(git_error(format!("list the changes of branch `{}`", req.branch)))?;
+        let (diff, cut) = repo.diff(req.base_commit, &head, self.settings.diff_cap).await.map_err(git_error("read the task's diff"))?;
+        if cut {
+            tracing::warn!(task = %task.id, cap = self.settings.diff_cap, "the diff is longer than the cap; reviewers see its first files only");
+        }
+        let checkout = self.prepare_checkout(&repo, &task.id, &head).await?;
+        let mut ctx = gate_context(&task.id, task.phase, &checkout);
+        ctx.base_commit = req.base_commit.to_owned();
+        ctx.head_commit = head.clone();
+        ctx.changed_files = changed.clone();
+        ctx.diff = diff;
+        ctx.modifies = task.modifies.clone();
+        ctx.common = self.common.clone();
+        let reports = run_gates(&self.gates_for(task, req.parallel), &ctx).await;
+        if self.settings.keep_ignored.is_empty() {
+            remove_checkout(&repo, &checkout).await;
+        }
+
+        // 3. The verdict.
+        Ok(self.finish(started, reports, head, changed, committed))
+    }
+
+    fn finish(
+        &self,
+        started: Instant,
+        reports: Vec<GateReport>,
+        head: String,
+        changed: Vec<String>,
+        committed: Option<String>,
+    ) -> QaOutcome {
+        let verdict = qa_verdict(&reports);
+        let feedback = (verdict == QaVerdict::TaskRejected).then(|| format_feedback(&reports, Some(&head)));
+        QaOutcome {
+            verdict,
+            summary: summarize(verdict, &reports),
+            reports,
+            head_commit: head,
+            changed_files: changed,
+            committed,
+            feedback,
+            duration_ms: elapsed_ms(started),
+        }
+    }
+
+    /// A clean checkout of `head` for `task`: recycled when the settings keep ignored caches
+    /// and a previous one is usable, else created anew.
+    async fn prepare_checkout(&self, repo: &Git, task: &TaskId, head: &str) -> Result<PathBuf, QaError> {
+        std::fs::create_dir_all(&self.qa_dir)
+            .map_err(|source| QaError::Io { action: format!("create the QA directory {}", self.qa_dir.display()), source })?;
+        let dir = self.checkout_dir(task);
+        let dir_str = dir.to_str().ok_or_else(|| QaError::NonUtf8Path(dir.clone()))?.to_owned();
+        if !self.settings.keep_ignored.is_empty() && dir.join(".git").exists() {
+            let g = Git::new(&dir, self.settings.command_timeout);
+            let mut clean: Vec<&str> = vec!["clean", "-ffdx"];
+            for keep in &self.settings.keep_ignored {
+                clean.extend(["-e", keep.as_str()]);
+            }
+            let reset = async {
+                g.run(&["checkout", "--detach", "--force", "--quiet", head]).await?;
+                g.run(&clean).await
+            };
+            match reset.await {
+                Ok(_) => return Ok(dir),
+                Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "failed to recycle the QA checkout; making a new one"),
+            }
+        }
+        remove_checkout(repo, &dir).await;
+        repo.run(&["worktree", "add", "--detach", "--force", "--quiet", &dir_str, head])
+            .await
+            .map_err(git_error(format!("create a fresh checkout of {head} at {}", dir.display())))?;
+        Ok(dir)
+    }
+
+    /// Removes every QA checkout (at the end of a run).
+    pub async fn remove_checkouts(&self, repo: &Path) {
+        let repo = Git::new(repo, self.settings.command_timeout);
+        let Ok(entries) = std::fs::read_dir(&self.qa_dir) else { return };
+        for entry in entries.flatten() {
+            remove_checkout(&repo, &entry.path()).await;
+        }
+    }
+}
+
+/// Removes a QA checkout and its worktree registration; failures are logged, not fatal (the
+/// next use replaces it).
+async fn remove_checkout(repo: &Git, dir: &Path) {
+    if dir.exists() {
+        if let Some(d) = dir.to_str() {
+            let _ = repo.run(&["worktree", "remove", "--force", "--force", d]).await;
+        }
+        if dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(dir)
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "failed to remove a QA checkout");
+        }
+    }
+    let _ = repo.run(&["worktree", "prune"]).await;
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the worktree pool and merge coordinator: real git, temp repositories.
+
+mod common;
+mod health;
+mod merge;
+mod pool;
+mod processes;
