@@ -13,17 +13,29 @@ use std::path::Path;
 use std::sync::Arc;
 
 use fugue_core::plugin::PluginKind;
-use fugue_core::{Agent, AgentSpec, Plan, PlanIssue, merge_config, pointer_join};
+use fugue_core::{Agent, AgentSpec, Executor, Plan, PlanIssue, merge_config, pointer_join};
 
 use crate::plugin::{PluginError, PluginHandle, open_plugin};
-use crate::{CommandAgent, template};
+use crate::{CommandAgent, LocalExecutor, template};
 
 /// Builds the agent `name` of a plan from its spec; plugin paths are resolved against
 /// `plan_dir` (or found in `FUGUE_PLUGIN_PATH`) and loaded, and a bare name no library
-/// matches is the registered built-in plugin of that name ([`open_plugin`]).
+/// matches is the registered built-in plugin of that name ([`open_plugin`]). Command agents run
+/// as local processes ([`LocalExecutor`]).
 pub fn agent_from_spec(name: &str, spec: &AgentSpec, plan_dir: &Path) -> Result<Arc<dyn Agent>, PluginError> {
+    agent_from_spec_with(name, spec, plan_dir, Arc::new(LocalExecutor))
+}
+
+/// [`agent_from_spec`] with command agents' processes started by `executor` (a plan's
+/// `executor: slurm`, say). Plugin agents run in this process whatever the executor.
+pub fn agent_from_spec_with(
+    name: &str,
+    spec: &AgentSpec,
+    plan_dir: &Path,
+    executor: Arc<dyn Executor>,
+) -> Result<Arc<dyn Agent>, PluginError> {
     match spec {
-        AgentSpec::Command(command) => Ok(Arc::new(CommandAgent::new(name, command.clone()))),
+        AgentSpec::Command(command) => Ok(Arc::new(CommandAgent::new(name, command.clone()).with_executor(executor))),
         AgentSpec::Plugin(p) => open_plugin(&p.plugin, plan_dir)?.agent(name, p.timeout.map(|t| t.0)),
     }
 }

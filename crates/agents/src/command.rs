@@ -1,36 +1,39 @@
-//! The `command` agent: a process started from an argv template.
+//! The `command` agent: a process started from an argv template, through an [`Executor`].
 //!
 //! One run goes like this:
 //!
 //! 1. the prompt and the QA feedback are written to files in a private temporary directory
 //!    (removed when the run ends, however it ends) so that agents that prefer files can read
 //!    them (`{prompt_file}`, `FUGUE_PROMPT_FILE`, `FUGUE_FEEDBACK_FILE`);
-//! 2. the argv template is expanded (see `template`) and the program is started directly —
-//!    no shell — in the worktree, as the leader of a new process group, with `FUGUE_TASK_ID`,
-//!    `FUGUE_WORKTREE`, `FUGUE_PROMPT_FILE` and `FUGUE_FEEDBACK_FILE` added to the inherited
-//!    environment (after the spec's and the context's `env`, so they cannot be overridden);
-//!    with `prompt_via: stdin` the prompt is also written to its standard input;
-//! 3. stdout and stderr are pumped into the task log and a capped capture (see `output`);
-//! 4. when the process exits, whatever it left running in its group is stopped (SIGTERM,
-//!    grace, SIGKILL) so that nothing outlives the agent; on timeout the whole group is
-//!    stopped the same way and the run is an [`AgentError::Timeout`]; if the future is dropped
-//!    (cancellation) a guard does it from `Drop`.
+//! 2. the run is described as a [`ProcessSpec`]: the argv template expanded (see `template`),
+//!    the worktree as working directory, the spec's and the context's `env` with
+//!    `FUGUE_TASK_ID`, `FUGUE_WORKTREE`, `FUGUE_PROMPT_FILE` and `FUGUE_FEEDBACK_FILE` on top
+//!    (so they cannot be overridden), the prompt as stdin with `prompt_via: stdin`, the
+//!    context's timeout (else the spec's), the grace period, the output cap, and the task log
+//!    with a header line naming the run;
+//! 3. the executor runs it — [`LocalExecutor`](crate::LocalExecutor) by default: no shell, a
+//!    process group of its own, everything it started stopped on exit, on timeout and when
+//!    the future is dropped (cancellation);
+//! 4. the outcome becomes the report: exit 0 is ready for QA; any other exit code or a death
+//!    by signal is a failed report saying which; a timeout is an [`AgentError::Timeout`], and
+//!    a program that could not be started an [`AgentError::Spawn`] saying what to fix.
 //!
-//! Exit 0 is a report ready for QA; any other exit code or a death by signal is a failed
-//! report saying which.
+//! Going through the [`Executor`] trait is what lets a host run the same agents as cluster
+//! jobs: the agent never touches a process itself.
 
 use std::ffi::{OsStr, OsString};
-use std::path::Path;
-use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fugue_core::{Agent, AgentContext, AgentError, AgentReport, CommandAgentSpec, PromptInput, async_trait};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::task::JoinHandle;
+use fugue_core::{
+    Agent, AgentContext, AgentError, AgentReport, CommandAgentSpec, ExecError, Executor, ProcessOutcome, ProcessSpec, PromptInput,
+    async_trait,
+};
 
-use crate::output::{Capture, LogFile, Sink};
-use crate::process::{Group, GroupGuard, signal_name};
+use crate::local::LocalExecutor;
+use crate::process::signal_name;
 use crate::template;
 
 /// An agent that runs a program from an argv template.
@@ -41,6 +44,7 @@ pub struct CommandAgent {
     grace: Duration,
     output_cap: usize,
     log_cap: u64,
+    executor: Arc<dyn Executor>,
 }
 
 impl CommandAgent {
@@ -51,9 +55,22 @@ impl CommandAgent {
     /// Bytes of output written to the task log.
     pub const DEFAULT_LOG_CAP: u64 = 16 * 1024 * 1024;
 
-    /// The agent `name` (its key in the plan's `agents`) running `spec`.
+    /// The agent `name` (its key in the plan's `agents`) running `spec` as a local process.
     pub fn new(name: impl Into<String>, spec: CommandAgentSpec) -> Self {
-        Self { name: name.into(), spec, grace: Self::DEFAULT_GRACE, output_cap: Self::DEFAULT_OUTPUT_CAP, log_cap: Self::DEFAULT_LOG_CAP }
+        Self {
+            name: name.into(),
+            spec,
+            grace: Self::DEFAULT_GRACE,
+            output_cap: Self::DEFAULT_OUTPUT_CAP,
+            log_cap: Self::DEFAULT_LOG_CAP,
+            executor: Arc::new(LocalExecutor),
+        }
+    }
+
+    /// Runs the agent's processes through `executor` instead of locally.
+    pub fn with_executor(mut self, executor: Arc<dyn Executor>) -> Self {
+        self.executor = executor;
+        self
     }
 
     /// Sets the time between SIGTERM and SIGKILL.
@@ -79,6 +96,11 @@ impl CommandAgent {
         &self.spec
     }
 
+    /// The executor that starts this agent's processes.
+    pub fn executor(&self) -> &dyn Executor {
+        self.executor.as_ref()
+    }
+
     /// The argv for `ctx`, with `prompt_file` standing for the prompt file's path: what the
     /// run would start (for dry runs and logs).
     pub fn argv(&self, ctx: &AgentContext, prompt_file: &Path) -> Vec<OsString> {
@@ -97,16 +119,108 @@ impl CommandAgent {
         self.spec.command.iter().map(|word| template::expand(word, lookup)).collect()
     }
 
+    /// What the executor is asked to run for `ctx`, with the prompt files of `files`.
+    fn process_spec(&self, ctx: &AgentContext, files: &RunFiles) -> Result<ProcessSpec, AgentError> {
+        let argv = self
+            .argv(ctx, &files.prompt)
+            .into_iter()
+            .enumerate()
+            .map(|(i, word)| self.utf8(&word, &format!("argument {i} of the command")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut env = self.spec.env.clone();
+        env.extend(ctx.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.insert("FUGUE_TASK_ID".to_owned(), ctx.task_id.to_string());
+        env.insert("FUGUE_WORKTREE".to_owned(), self.utf8(ctx.worktree.as_os_str(), "the worktree path")?);
+        env.insert("FUGUE_PROMPT_FILE".to_owned(), self.utf8(files.prompt.as_os_str(), "the prompt file path")?);
+        env.insert("FUGUE_FEEDBACK_FILE".to_owned(), self.utf8(files.feedback.as_os_str(), "the feedback file path")?);
+
+        let header = format!(
+            "--- fugue: agent `{}` for task `{}` (attempt {}, iteration {}): `{}` with {} argument(s) in {}",
+            self.name,
+            ctx.task_id,
+            ctx.attempt,
+            ctx.iteration,
+            argv[0],
+            argv.len() - 1,
+            ctx.worktree.display()
+        );
+        let mut spec = ProcessSpec::new(ctx.task_id.as_str(), argv, &ctx.worktree);
+        spec.env = env;
+        spec.stdin = (self.spec.prompt_via == PromptInput::Stdin).then(|| ctx.prompt.clone().into_bytes());
+        spec.timeout = ctx.timeout.or(self.spec.timeout.map(|t| t.0));
+        spec.grace = self.grace;
+        spec.output_cap = self.output_cap;
+        spec.log_file = ctx.log_file.clone();
+        spec.log_cap = self.log_cap;
+        spec.log_header = Some(header);
+        Ok(spec)
+    }
+
+    /// `value` as UTF-8, which executors need (a job script is text); `what` names it.
+    fn utf8(&self, value: &OsStr, what: &str) -> Result<String, AgentError> {
+        value.to_str().map(str::to_owned).ok_or_else(|| {
+            self.spawn_error(format!(
+                "{what} `{}` is not valid UTF-8, and processes are started with UTF-8 arguments and environment: use a UTF-8 path",
+                value.to_string_lossy()
+            ))
+        })
+    }
+
     fn spawn_error(&self, message: impl Into<String>) -> AgentError {
         AgentError::Spawn { agent: self.name.clone(), message: message.into() }
+    }
+
+    /// The agent's error for an executor's.
+    fn exec_error(&self, error: ExecError) -> AgentError {
+        match error {
+            ExecError::Spawn { program, cwd, kind, message } => self.spawn_error(match kind {
+                ErrorKind::NotFound => {
+                    format!("program `{program}` was not found: install it or put it on PATH, or fix `agents.{}.command`", self.name)
+                }
+                ErrorKind::PermissionDenied => format!("program `{program}` is not executable"),
+                ErrorKind::NotADirectory => format!("the worktree {} is not a directory", cwd.display()),
+                ErrorKind::InvalidInput if program.is_empty() => self.empty_command(),
+                _ => format!("could not run `{program}`: {message}"),
+            }),
+            ExecError::Io { action, source } => AgentError::Io { action, source },
+            other => self.spawn_error(other.to_string()),
+        }
+    }
+
+    fn empty_command(&self) -> String {
+        format!(
+            "its command is empty: write `agents.{}.command` as a list, program first, e.g. [\"claude\", \"-p\", \"{{prompt}}\"]",
+            self.name
+        )
+    }
+
+    /// The report for how the process ended; `timeout` is the one the spec asked for.
+    fn report(&self, outcome: ProcessOutcome, timeout: Option<Duration>, elapsed: Duration) -> Result<AgentReport, AgentError> {
+        if outcome.timed_out {
+            return Err(AgentError::Timeout { agent: self.name.clone(), after: timeout.unwrap_or_default() });
+        }
+        let name = &self.name;
+        let secs = elapsed.as_secs_f64();
+        let mut report = match (outcome.exit_code, outcome.signal) {
+            (Some(0), _) => AgentReport::ready(format!("agent `{name}` exited with code 0 after {secs:.1}s")),
+            (Some(code), _) => AgentReport::failed(format!("agent `{name}` exited with code {code} after {secs:.1}s")),
+            (None, Some(sig)) => AgentReport::failed(format!("agent `{name}` was killed by {} after {secs:.1}s", signal_name(sig))),
+            (None, None) => {
+                AgentReport::failed(format!("agent `{name}` ended in an unknown way (no exit code, no signal) after {secs:.1}s"))
+            }
+        };
+        report.exit_code = outcome.exit_code;
+        report.output = outcome.output;
+        report.duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        Ok(report)
     }
 }
 
 /// The prompt and feedback files of one run, deleted with it.
 struct RunFiles {
     _dir: tempfile::TempDir,
-    prompt: std::path::PathBuf,
-    feedback: std::path::PathBuf,
+    prompt: PathBuf,
+    feedback: PathBuf,
 }
 
 impl RunFiles {
@@ -125,34 +239,6 @@ impl RunFiles {
     }
 }
 
-/// Aborts a spawned task when dropped, so a cancelled run leaves no pump behind.
-struct AbortOnDrop<T>(JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-fn pump(reader: Option<impl AsyncRead + Unpin + Send + 'static>, sink: Arc<Mutex<Sink>>) -> Option<AbortOnDrop<()>> {
-    let mut reader = reader?;
-    Some(AbortOnDrop(tokio::spawn(async move {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            match reader.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(&buf[..n]),
-            }
-        }
-    })))
-}
-
-/// What the program did.
-enum Ending {
-    Exited(ExitStatus),
-    TimedOut(Duration),
-}
-
 #[async_trait]
 impl Agent for CommandAgent {
     fn name(&self) -> &str {
@@ -162,165 +248,17 @@ impl Agent for CommandAgent {
     async fn run(&self, ctx: AgentContext) -> Result<AgentReport, AgentError> {
         let started = Instant::now();
         if self.spec.command.is_empty() {
-            return Err(self.spawn_error(format!(
-                "its command is empty: write `agents.{}.command` as a list, program first, e.g. [\"claude\", \"-p\", \"{{prompt}}\"]",
-                self.name
-            )));
+            return Err(self.spawn_error(self.empty_command()));
         }
         if !ctx.worktree.is_dir() {
             return Err(self.spawn_error(format!("the worktree {} is not a directory", ctx.worktree.display())));
         }
         let files = RunFiles::write(&ctx)?;
-        let argv = self.argv(&ctx, &files.prompt);
-        let program = argv[0].clone();
-
-        let mut log = match &ctx.log_file {
-            Some(path) => Some(
-                LogFile::open(path, self.log_cap)
-                    .map_err(|source| AgentError::Io { action: format!("open the task log {}", path.display()), source })?,
-            ),
-            None => None,
-        };
-        if let Some(log) = &mut log {
-            log.note(&format!(
-                "--- fugue: agent `{}` for task `{}` (attempt {}, iteration {}): `{}` with {} argument(s) in {}",
-                self.name,
-                ctx.task_id,
-                ctx.attempt,
-                ctx.iteration,
-                program.to_string_lossy(),
-                argv.len() - 1,
-                ctx.worktree.display()
-            ));
-        }
-
-        let mut command = tokio::process::Command::new(&program);
-        command
-            .args(&argv[1..])
-            .current_dir(&ctx.worktree)
-            .envs(&self.spec.env)
-            .envs(&ctx.env)
-            .env("FUGUE_TASK_ID", ctx.task_id.as_str())
-            .env("FUGUE_WORKTREE", &ctx.worktree)
-            .env("FUGUE_PROMPT_FILE", &files.prompt)
-            .env("FUGUE_FEEDBACK_FILE", &files.feedback)
-            .stdin(if self.spec.prompt_via == PromptInput::Stdin { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let mut child = command.spawn().map_err(|e| {
-            let program = program.to_string_lossy();
-            self.spawn_error(match e.kind() {
-                std::io::ErrorKind::NotFound => {
-                    format!("program `{program}` was not found: install it or put it on PATH, or fix `agents.{}.command`", self.name)
-                }
-                std::io::ErrorKind::PermissionDenied => format!("program `{program}` is not executable"),
-                _ => format!("could not run `{program}`: {e}"),
-            })
-        })?;
-        let group = child.id().and_then(Group::led_by);
-        let mut guard = GroupGuard::new(group, self.grace);
-
-        let sink = Arc::new(Mutex::new(Sink { capture: Capture::new(self.output_cap), log }));
-        let pumps = [pump(child.stdout.take(), Arc::clone(&sink)), pump(child.stderr.take(), Arc::clone(&sink))];
-        let _feeder = child.stdin.take().map(|mut stdin| {
-            let prompt = ctx.prompt.clone().into_bytes();
-            // A program that never reads its stdin closes the pipe; that is not an error.
-            AbortOnDrop(tokio::spawn(async move {
-                let _ = stdin.write_all(&prompt).await;
-                let _ = stdin.shutdown().await;
-            }))
-        });
-
-        let timeout = ctx.timeout.or(self.spec.timeout.map(|t| t.0));
-        let waited = match timeout {
-            Some(limit) => tokio::time::timeout(limit, child.wait()).await.ok(),
-            None => Some(child.wait().await),
-        };
-        let ending = match waited {
-            Some(Ok(status)) => {
-                // The program is gone; anything it left in its group goes too.
-                if let Some(group) = group.filter(|g| g.alive()) {
-                    group.stop(self.grace).await;
-                    sink.lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .note("--- fugue: stopped processes the agent left running in its process group");
-                }
-                Ending::Exited(status)
-            }
-            Some(Err(e)) => {
-                return Err(AgentError::Io {
-                    action: format!("wait for agent `{}` (`{}`)", self.name, program.to_string_lossy()),
-                    source: e,
-                });
-            }
-            None => {
-                match group {
-                    Some(group) => {
-                        group.signal(libc::SIGTERM);
-                        let settled = tokio::time::timeout(self.grace, async {
-                            let _ = child.wait().await;
-                            group.gone().await;
-                        })
-                        .await;
-                        if settled.is_err() {
-                            group.signal(libc::SIGKILL);
-                        }
-                    }
-                    None => {
-                        let _ = child.start_kill();
-                    }
-                }
-                let _ = child.wait().await;
-                Ending::TimedOut(timeout.unwrap_or_default())
-            }
-        };
-        guard.disarm();
-
-        // The group is gone, so the pipes close; a process that escaped the group could still
-        // hold them, hence the bound.
-        let drained = tokio::time::timeout(self.grace, async {
-            for mut handle in pumps.into_iter().flatten() {
-                let _ = (&mut handle.0).await;
-            }
-        })
-        .await;
-        let mut sink = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if drained.is_err() {
-            sink.note("--- fugue: stopped reading output still held open by a process outside the agent's group");
-        }
-        let elapsed = started.elapsed();
-        let secs = elapsed.as_secs_f64();
-        let (mut report, footer) = match ending {
-            Ending::TimedOut(after) => {
-                sink.note(&format!("--- fugue: timed out after {after:?}; the process group was stopped"));
-                return Err(AgentError::Timeout { agent: self.name.clone(), after });
-            }
-            Ending::Exited(status) => match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
-                (Some(0), _) => {
-                    (AgentReport::ready(format!("agent `{}` exited with code 0 after {secs:.1}s", self.name)), "exit code 0".to_owned())
-                }
-                (Some(code), _) => (
-                    AgentReport::failed(format!("agent `{}` exited with code {code} after {secs:.1}s", self.name)),
-                    format!("exit code {code}"),
-                ),
-                (None, Some(sig)) => {
-                    let sig = signal_name(sig);
-                    (AgentReport::failed(format!("agent `{}` was killed by {sig} after {secs:.1}s", self.name)), format!("killed by {sig}"))
-                }
-                (None, None) => {
-                    (AgentReport::failed(format!("agent `{}` ended in an unknown way: {status}", self.name)), status.to_string())
-                }
-            },
-        };
-        sink.note(&format!("--- fugue: {footer} after {secs:.1}s"));
-        report.exit_code = match ending {
-            Ending::Exited(status) => status.code(),
-            Ending::TimedOut(_) => None,
-        };
-        report.output = sink.capture.text();
-        report.duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        let spec = self.process_spec(&ctx, &files)?;
+        let timeout = spec.timeout;
+        let outcome = self.executor.run(spec).await.map_err(|e| self.exec_error(e))?;
+        // The files lived until the process ended; now they go.
         drop(files);
-        Ok(report)
+        self.report(outcome, timeout, started.elapsed())
     }
 }

@@ -4,9 +4,12 @@
 //! a [`fugue_core::Agent`]:
 //!
 //! * **command agents** ([`CommandAgent`]): an argv template run without a shell in the task's
-//!   worktree, in a process group of its own so that a timeout or a cancellation (the engine
-//!   drops the future) takes down everything it started. Ready-made templates for the common
-//!   coding-agent CLIs are in [`presets`].
+//!   worktree. The agent only describes the process ([`fugue_core::ProcessSpec`]); an
+//!   [`fugue_core::Executor`] starts it. [`LocalExecutor`], the default, runs it in a process
+//!   group of its own so that a timeout or a cancellation (the engine drops the future) takes
+//!   down everything it started; a cluster executor can take its place
+//!   ([`CommandAgent::with_executor`], [`agent_from_spec_with`]). Ready-made templates for the
+//!   common coding-agent CLIs are in [`presets`].
 //! * **plugins** ([`Plugin`]): `cdylib`s speaking the C ABI of [`fugue_core::plugin`]. The
 //!   loader checks the ABI version before anything else, validates the manifest against the
 //!   plugin-manifest schema and configs against the plugin's own `config_schema`, calls the
@@ -18,24 +21,28 @@
 //!   library of that name in `FUGUE_PLUGIN_PATH` still wins; [`open_plugin`] decides and
 //!   returns a [`PluginHandle`] either way.
 //!
-//! [`agent_from_spec`] builds an agent from a plan's [`fugue_core::AgentSpec`], and
+//! [`agent_from_spec`] builds an agent from a plan's [`fugue_core::AgentSpec`] (local processes;
+//! [`agent_from_spec_with`] takes the executor), and
 //! [`check_plan_agents`] finds every agent problem of a plan (unloadable library, wrong
 //! kind, config rejected by the plugin's schema) as located [`fugue_core::PlanIssue`]s without
 //! running anything, so `fugue plan` reports them.
 
 mod check;
 mod command;
+mod local;
 mod output;
 mod plugin;
 mod presets;
 mod process;
 mod template;
 
-pub use check::{agent_from_spec, check_plan_agents, check_plan_plugins};
+pub use check::{agent_from_spec, agent_from_spec_with, check_plan_agents, check_plan_plugins};
 pub use command::CommandAgent;
+pub use local::LocalExecutor;
 pub use plugin::{
     BuiltinPlugin, InProcess, Plugin, PluginAgent, PluginError, PluginGate, PluginHandle, PluginSummary, Violation, builtin_plugin,
     builtin_plugins, discover_plugins, library_file_names, open_plugin, open_plugin_in, plugin_search_path, register_builtin,
     resolve_plugin, resolve_plugin_in, validate_config,
 };
 pub use presets::{Preset, preset, presets};
+pub use process::kill_all_agents;

@@ -1,4 +1,5 @@
-//! Process groups: how a command agent and everything it started are stopped together.
+//! Process groups: how the local executor stops an agent's process and everything it started
+//! together.
 //!
 //! The agent's process is spawned as the leader of a new process group, so one signal to the
 //! group reaches its children too (a coding agent typically runs compilers, test runners and
@@ -14,7 +15,29 @@
 //! the guard's `Drop` then sends SIGTERM and leaves a thread to send SIGKILL after the grace
 //! period, since `Drop` cannot wait.
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 use std::time::Duration;
+
+/// Every agent process group started by this process and not yet dealt with: what
+/// [`kill_all_agents`] stops when the host must exit at once.
+static LIVE: Mutex<BTreeSet<libc::pid_t>> = Mutex::new(BTreeSet::new());
+
+fn live() -> std::sync::MutexGuard<'static, BTreeSet<libc::pid_t>> {
+    LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Sends SIGKILL to every agent process group this process started that may still run, and
+/// returns how many there were. For a host that must exit now (a second Ctrl-C): `Drop`
+/// handlers will not run, and agents live in their own groups, so the terminal's signal does
+/// not reach them.
+pub fn kill_all_agents() -> usize {
+    let groups = std::mem::take(&mut *live());
+    for &pgid in &groups {
+        Group { pgid }.signal(libc::SIGKILL);
+    }
+    groups.len()
+}
 
 /// A process group, by the id of its leader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,18 +142,24 @@ pub(crate) struct GroupGuard {
 
 impl GroupGuard {
     pub(crate) fn new(group: Option<Group>, grace: Duration) -> Self {
+        if let Some(g) = group {
+            live().insert(g.pgid);
+        }
         Self { group, grace }
     }
 
     /// The group has been dealt with; dropping the guard does nothing.
     pub(crate) fn disarm(&mut self) {
-        self.group = None;
+        if let Some(g) = self.group.take() {
+            live().remove(&g.pgid);
+        }
     }
 }
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         let Some(group) = self.group.take() else { return };
+        live().remove(&group.pgid);
         if !group.signal(libc::SIGTERM) {
             return;
         }
@@ -161,6 +190,17 @@ mod tests {
         assert_eq!(Group::led_by(1), None);
         assert_eq!(Group::led_by(u32::MAX), None);
         assert!(Group::led_by(4242).is_some());
+    }
+
+    #[test]
+    fn kill_all_stops_registered_groups() {
+        use std::os::unix::process::CommandExt as _;
+        let mut child = std::process::Command::new("sleep").arg("30").process_group(0).spawn().expect("spawn sleep");
+        let mut guard = GroupGuard::new(Group::led_by(child.id()), Duration::from_secs(5));
+        assert!(kill_all_agents() >= 1);
+        let status = child.wait().expect("wait");
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
+        guard.disarm();
     }
 
     #[test]

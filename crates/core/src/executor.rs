@@ -3,9 +3,13 @@
 //! The command agent does not spawn processes itself; it describes one ([`ProcessSpec`]) and
 //! hands it to an executor. The local executor runs it as a child process group on this
 //! machine; a cluster executor (Slurm) submits it as a job. The contract is deliberately
-//! narrow — argv, working directory, environment, optional stdin, a timeout, an output cap —
-//! so that a batch scheduler can honour all of it. Cancellation is by dropping the future:
-//! an executor must then stop the process (kill the group, `scancel` the job).
+//! narrow — argv, working directory, environment, optional stdin, a timeout, an output cap, a
+//! log file — so that a batch scheduler can honour all of it. Cancellation is by dropping the
+//! future: an executor must then stop the process (kill the group, `scancel` the job).
+//!
+//! The spec and the outcome are plain data (serde), so an executor can ship them elsewhere;
+//! they hold no handles, only what a job script needs. How the process ended is reported, not
+//! judged: turning an exit code or a signal into success or failure is the caller's business.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,7 +19,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 /// One process to run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ProcessSpec {
     /// Who asked (a task id), for job names and logs.
@@ -24,9 +28,9 @@ pub struct ProcessSpec {
     pub argv: Vec<String>,
     /// Working directory.
     pub cwd: PathBuf,
-    /// Extra environment variables.
+    /// Variables added to the executor's own environment (they override inherited ones).
     pub env: BTreeMap<String, String>,
-    /// Bytes written to standard input, which is then closed.
+    /// Bytes written to standard input, which is then closed; without them stdin is empty.
     pub stdin: Option<Vec<u8>>,
     /// Stop the process after this long (SIGTERM to its group, then SIGKILL after `grace`).
     pub timeout: Option<Duration>,
@@ -34,12 +38,19 @@ pub struct ProcessSpec {
     pub grace: Duration,
     /// Keep at most this many bytes of combined output in the outcome (head and tail).
     pub output_cap: usize,
-    /// Also append the output to this file.
+    /// Also append the output to this file (its directory is created).
     pub log_file: Option<PathBuf>,
+    /// Write at most this many bytes of output to `log_file`; the executor's own lines do not
+    /// count.
+    pub log_cap: u64,
+    /// A line written to `log_file` before the output, saying what runs; the executor ends
+    /// the part it wrote with a line saying how the process ended.
+    pub log_header: Option<String>,
 }
 
 impl ProcessSpec {
-    /// A spec with defaults: no stdin, no timeout, 2 s grace, 256 KiB of output kept.
+    /// A spec with defaults: no extra environment, no stdin, no timeout, 2 s grace, 256 KiB of
+    /// output kept, no log (16 MiB cap when one is set).
     pub fn new(label: impl Into<String>, argv: Vec<String>, cwd: impl Into<PathBuf>) -> Self {
         Self {
             label: label.into(),
@@ -51,12 +62,19 @@ impl ProcessSpec {
             grace: Duration::from_secs(2),
             output_cap: 256 * 1024,
             log_file: None,
+            log_cap: 16 * 1024 * 1024,
+            log_header: None,
         }
+    }
+
+    /// The program (the first word of `argv`).
+    pub fn program(&self) -> Option<&str> {
+        self.argv.first().map(String::as_str)
     }
 }
 
-/// How a process ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How a process ended. The default says nothing yet: no exit code, no signal, no output.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ProcessOutcome {
     /// The exit code, when it exited.
@@ -65,7 +83,7 @@ pub struct ProcessOutcome {
     pub signal: Option<i32>,
     /// True when the timeout stopped it.
     pub timed_out: bool,
-    /// Combined stdout and stderr (lossy UTF-8), capped.
+    /// Combined stdout and stderr (lossy UTF-8), capped; where bytes were dropped it says so.
     pub output: String,
     /// Output bytes dropped by the cap.
     pub dropped_bytes: u64,
@@ -76,6 +94,34 @@ pub struct ProcessOutcome {
 }
 
 impl ProcessOutcome {
+    /// A process that exited with `code`.
+    pub fn exited(code: i32) -> Self {
+        Self { exit_code: Some(code), ..Self::default() }
+    }
+
+    /// A process killed by `signal` (not by the executor's timeout).
+    pub fn killed_by(signal: i32) -> Self {
+        Self { signal: Some(signal), ..Self::default() }
+    }
+
+    /// A process the executor stopped because its timeout ran out.
+    pub fn timed_out() -> Self {
+        Self { timed_out: true, ..Self::default() }
+    }
+
+    /// Sets the captured output and how many bytes the cap dropped from it.
+    pub fn with_output(mut self, output: impl Into<String>, dropped_bytes: u64) -> Self {
+        self.output = output.into();
+        self.dropped_bytes = dropped_bytes;
+        self
+    }
+
+    /// Sets the wall time.
+    pub fn with_duration(mut self, duration: Duration) -> Self {
+        self.duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
     /// True for exit code 0.
     pub fn success(&self) -> bool {
         self.exit_code == Some(0) && !self.timed_out
@@ -86,13 +132,17 @@ impl ProcessOutcome {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExecError {
-    /// The program could not be started (not found, not executable, bad cwd).
+    /// The program could not be started. `kind` says why in a way callers can act on:
+    /// `NotFound` (no such program), `PermissionDenied` (not executable), `NotADirectory`
+    /// (the working directory is missing), `InvalidInput` (an empty argv), anything else.
     #[error("failed to start `{program}` in {}: {message}", cwd.display())]
     Spawn {
         /// The program.
         program: String,
         /// The working directory.
         cwd: PathBuf,
+        /// What kind of failure.
+        kind: std::io::ErrorKind,
         /// Why.
         message: String,
     },
@@ -106,6 +156,15 @@ pub enum ExecError {
         /// Why.
         message: String,
     },
+    /// An I/O failure around the process (opening the log file, waiting for the process).
+    #[error("failed to {action}: {source}")]
+    Io {
+        /// What was being done, e.g. "open the task log /r/.fugue/logs/t.log".
+        action: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Starts processes for agents.
@@ -114,6 +173,50 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     /// The executor's name (`local`, `slurm`).
     fn name(&self) -> &str;
 
-    /// Runs `spec` to completion (or timeout) and reports how it ended.
+    /// Runs `spec` to completion (or timeout) and reports how it ended. Dropping the future
+    /// must stop the process and everything it started.
     async fn run(&self, spec: ProcessSpec) -> Result<ProcessOutcome, ExecError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_and_outcome_round_trip_through_json() {
+        let mut spec = ProcessSpec::new("t1", vec!["claude".to_owned(), "-p".to_owned(), "fix it".to_owned()], "/w/t1");
+        spec.env.insert("FUGUE_TASK_ID".to_owned(), "t1".to_owned());
+        spec.stdin = Some(b"the prompt".to_vec());
+        spec.timeout = Some(Duration::from_millis(1500));
+        spec.log_file = Some(PathBuf::from("/r/.fugue/logs/t1.log"));
+        spec.log_header = Some("--- run".to_owned());
+        let back: ProcessSpec = serde_json::from_str(&serde_json::to_string(&spec).expect("serialise")).expect("deserialise");
+        assert_eq!(back, spec);
+        assert_eq!(back.program(), Some("claude"));
+
+        let outcome = ProcessOutcome::killed_by(9).with_output("out", 12).with_duration(Duration::from_millis(42));
+        let back: ProcessOutcome = serde_json::from_value(serde_json::to_value(&outcome).expect("serialise")).expect("deserialise");
+        assert_eq!(back, outcome);
+        assert_eq!((back.signal, back.exit_code, back.dropped_bytes, back.duration_ms), (Some(9), None, 12, 42));
+    }
+
+    #[test]
+    fn only_exit_zero_without_timeout_is_success() {
+        assert!(ProcessOutcome::exited(0).success());
+        assert!(!ProcessOutcome::exited(3).success());
+        assert!(!ProcessOutcome::killed_by(15).success());
+        assert!(!ProcessOutcome::timed_out().success());
+        assert!(!ProcessOutcome { exit_code: Some(0), ..ProcessOutcome::timed_out() }.success());
+    }
+
+    #[test]
+    fn spawn_errors_name_program_and_directory() {
+        let e = ExecError::Spawn {
+            program: "claude".to_owned(),
+            cwd: PathBuf::from("/w"),
+            kind: std::io::ErrorKind::NotFound,
+            message: "no such file".to_owned(),
+        };
+        assert_eq!(e.to_string(), "failed to start `claude` in /w: no such file");
+    }
 }

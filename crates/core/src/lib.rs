@@ -9,7 +9,7 @@
 //! * the pure phase state machine ([`PhaseMachine`]);
 //! * the plugin ABI ([`plugin`]).
 //!
-//! With the `load` feature it also reads plan files ([`load`]): YAML or JSON, validated against
+//! With the `load` feature it also reads plan files (the `load` module): YAML or JSON, validated against
 //! the schema and then semantically, with every problem reported as a diagnostic that names
 //! file, line and column.
 

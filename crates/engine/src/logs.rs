@@ -94,6 +94,21 @@ pub(crate) fn checkpoint_phase(state_dir: &Path, view: &RunView, plan: &Plan, ph
     let _ = fugue_core::state::write_atomic(&path, s.as_bytes());
 }
 
+/// Writes the checkpoint of a finished parallel group (`parallel-group-N-summary.md`, as the
+/// playbook's checkpoint manager names them).
+pub(crate) fn checkpoint_group(state_dir: &Path, view: &RunView, group: &fugue_core::state::ParallelGroup, number: usize) {
+    let mut s = format!(
+        "# Checkpoint: parallel group {number} (`{}`, phase `{}`) complete\n\nRun: {}\n\n| Task | Status | Attempts | Files |\n|------|--------|----------|-------|\n",
+        group.group_id, group.phase, view.execution_id
+    );
+    for t in &group.tasks {
+        let v = view.task(&t.id);
+        let _ = writeln!(s, "| {} | {} | {} | {} |", t.id, v.status, v.attempts, v.files.len());
+    }
+    let path = state_dir.join("auto-memory").join(format!("parallel-group-{number}-summary.md"));
+    let _ = fugue_core::state::write_atomic(&path, s.as_bytes());
+}
+
 /// Writes the final report next to the task logs.
 pub(crate) fn report_file(state_dir: &Path, view: &RunView, graph: &DependencyGraph) {
     let report = crate::report::build(view, Some(graph));

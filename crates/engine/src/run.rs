@@ -470,6 +470,15 @@ fn finish_task(lp: &mut Loop, machine: &mut PhaseMachine, plan: &Plan, end: Task
     }
     let output = lp.outputs.remove(&end.index).unwrap_or_default();
     logs::task_log(&lp.state_dir, &lp.view, &plan.tasks[end.index], &output);
+    // A parallel group is done when all of its tasks have ended: checkpoint it.
+    if let Some(g) = sealed.group_of(end.index) {
+        let members: Vec<usize> = (0..plan.tasks.len()).filter(|&i| sealed.group_of(i) == Some(g)).collect();
+        if members.iter().all(|&i| machine.status(i).is_terminal())
+            && let Some(group) = sealed.graph().execution_strategy.parallel_groups.get(g)
+        {
+            logs::checkpoint_group(&lp.state_dir, &lp.view, group, g + 1);
+        }
+    }
     Ok(())
 }
 

@@ -26,7 +26,6 @@ mod manager;
 mod process;
 mod run_lock;
 mod store;
-mod time;
 mod trie;
 
 pub use claim::{Claim, ClaimSet, LockPolicy, Resource};

@@ -509,7 +509,7 @@ impl Table {
     /// Grants a request that conflicts with nothing; undone if the snapshot cannot be written.
     fn grant_now(&mut self, owner: &str, claims: Vec<Claim>) -> Result<Grant, LockError> {
         let (run_id, pid) = self.stamp();
-        let id = self.insert_held(owner.into(), claims, crate::time::now(), run_id, pid);
+        let id = self.insert_held(owner.into(), claims, fugue_core::time::now(), run_id, pid);
         if let Err(e) = self.persist() {
             self.remove(id);
             return Err(e);
@@ -570,7 +570,7 @@ impl Table {
                 self.held.insert_claim(&c.resource, c.mode, id, idx_u32(idx));
             }
             self.queue.remove(&id);
-            let reply = match std::mem::replace(&mut req.state, State::Held { lock_time: crate::time::now() }) {
+            let reply = match std::mem::replace(&mut req.state, State::Held { lock_time: fugue_core::time::now() }) {
                 State::Waiting { reply } => reply,
                 State::Held { .. } => None,
             };

@@ -121,7 +121,7 @@ impl RunLock {
             Err(TryLockError::Error(source)) => return Err(io(source)),
         }
         let info = RunInfo::current(run_id);
-        let holder = RunHolder { pid: info.pid, run_id: info.run_id.clone(), since: crate::time::now() };
+        let holder = RunHolder { pid: info.pid, run_id: info.run_id.clone(), since: fugue_core::time::now() };
         let mut bytes = serde_json::to_vec(&holder).map_err(|e| io(std::io::Error::other(e)))?;
         bytes.push(b'\n');
         file.set_len(0).map_err(io)?;

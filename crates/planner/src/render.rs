@@ -1,7 +1,7 @@
 //! The human view of a plan, as `fugue plan` shows it.
 //!
 //! The execution-mode box follows the parallel-orchestrator playbook's "Execution Mode Output":
-//! a `┌─┐` box headed `⚡ Execution Mode: PARALLEL` (or `⏸️ … SEQUENTIAL` with the reason and
+//! a `┌─┐` box headed `⚡ Execution Mode: PARALLEL` (or `⏳ … SEQUENTIAL` with the reason and
 //! the order), the task count, the agents used, every group with its tasks and scopes, and a
 //! progress line; then the critical path and the estimate below it. It is built from the
 //! execution plan alone (plus the plan's settings and estimates), so it shows any planner's
@@ -75,7 +75,7 @@ pub fn render_human(plan: &Plan, exec: &ExecutionPlan) -> String {
             }
         }
         ExecutionMode::Sequential => {
-            lines.push("⏸️ Execution Mode: SEQUENTIAL".to_owned());
+            lines.push("⏳ Execution Mode: SEQUENTIAL".to_owned());
             let par = &plan.parallelization;
             let widest = es.parallel_groups.iter().map(|g| g.tasks.len()).max().unwrap_or(0);
             let (reason, skipping) = if par.enabled {

@@ -5,14 +5,27 @@
 //! and `FUGUE_HEAD_COMMIT` in its environment. A failing command does not stop the list, so
 //! the agent hears about every failure at once; a command that cannot be started does, because
 //! that is the environment's problem and the gate is then blocked, not failed.
+//!
+//! Each command is a [`ProcessSpec`] handed to the settings' [`Executor`], which owns the
+//! process: no shell, its own process group, SIGTERM then SIGKILL on timeout or cancellation,
+//! a head+tail capture of its output. The capture is capped, but test counts must not depend
+//! on where in megabytes of output a runner printed its summary (cargo prints one per test
+//! binary), so the spec also asks for a log file in the temp directory, up to [`SCAN_CAP`]
+//! bytes: when the capture dropped bytes, the counts are read from that log, streamed line by
+//! line, and the log is deleted. An executor that writes no log (the file stays empty) leaves
+//! the counts to the capture.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use fugue_core::{CommandLine, Finding, GateContext, Severity, TestCounts};
+use fugue_core::{CommandLine, ExecError, Executor, Finding, GateContext, ProcessOutcome, ProcessSpec, Severity, TestCounts};
+use tempfile::NamedTempFile;
 
-use crate::counts::add_counts;
-use crate::process::{self, Invocation};
+use crate::counts::{Scanner, add_counts};
 use crate::settings::GateSettings;
+
+/// Most bytes of one command's output written to its scan log.
+const SCAN_CAP: u64 = 64 * 1024 * 1024;
 
 /// What a command list did.
 #[derive(Debug, Default)]
@@ -50,21 +63,76 @@ pub(crate) fn quote_tail(output: &str, lines: usize) -> String {
     if tail.is_empty() { String::new() } else { format!("\n{}", tail.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")) }
 }
 
+/// Why a command could not be started, in words that say what to fix.
+fn describe_exec_error(e: &ExecError) -> String {
+    match e {
+        ExecError::Spawn { program, kind: std::io::ErrorKind::NotFound, .. } => {
+            format!("program `{program}` was not found: install it or put it on PATH")
+        }
+        ExecError::Spawn { program, kind: std::io::ErrorKind::PermissionDenied, .. } => {
+            format!("program `{program}` is not executable")
+        }
+        ExecError::Spawn { cwd, kind: std::io::ErrorKind::NotADirectory, .. } => {
+            format!("the checkout {} is not a directory", cwd.display())
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The test counts of a finished command: from its capture when that is complete, else from
+/// its scan log (falling back to the capture when the executor wrote no log).
+async fn counts_of(outcome: &ProcessOutcome, log: Option<NamedTempFile>) -> Option<TestCounts> {
+    let from_capture = || {
+        let mut scanner = Scanner::default();
+        scanner.text(&outcome.output);
+        scanner.counts()
+    };
+    let Some(log) = log.filter(|_| outcome.dropped_bytes > 0) else { return from_capture() };
+    let scanned = tokio::task::spawn_blocking(move || {
+        let file = log.reopen().ok()?;
+        if file.metadata().ok()?.len() == 0 {
+            return None;
+        }
+        let mut scanner = Scanner::default();
+        scanner.stream(std::io::BufReader::new(file)).ok()?;
+        Some(scanner.counts())
+    })
+    .await;
+    match scanned {
+        Ok(Some(counts)) => counts,
+        _ => from_capture(),
+    }
+}
+
+/// Runs one command through `executor`.
+async fn run_one(
+    executor: &dyn Executor,
+    argv: &[String],
+    ctx: &GateContext,
+    env: &BTreeMap<String, String>,
+    settings: &GateSettings,
+) -> Result<(ProcessOutcome, Option<TestCounts>), ExecError> {
+    let mut spec = ProcessSpec::new(ctx.task_id.to_string(), argv.to_vec(), &ctx.checkout);
+    spec.env = env.clone();
+    spec.timeout = Some(settings.command_timeout);
+    spec.grace = settings.grace;
+    spec.output_cap = settings.output_cap;
+    // Without a scan log (no writable temp directory) the counts come from the capture alone.
+    let log = tempfile::Builder::new().prefix(&format!("fugue-gate-{}-", ctx.task_id)).suffix(".log").tempfile().ok();
+    spec.log_file = log.as_ref().map(|l| l.path().to_path_buf());
+    spec.log_cap = SCAN_CAP;
+    let outcome = executor.run(spec).await?;
+    let counts = counts_of(&outcome, log).await;
+    Ok((outcome, counts))
+}
+
 /// Runs `commands` in `ctx.checkout`.
 pub(crate) async fn run_commands(commands: &[CommandLine], ctx: &GateContext, settings: &GateSettings) -> CommandsRun {
     let env = command_env(ctx, settings);
     let mut run = CommandsRun { all_passed: true, ..CommandsRun::default() };
     for command in commands {
-        let inv = Invocation {
-            argv: command.argv(),
-            cwd: &ctx.checkout,
-            env: &env,
-            timeout: settings.command_timeout,
-            grace: settings.grace,
-            output_cap: settings.output_cap,
-        };
-        let finished = match process::run(&inv).await {
-            Ok(f) => f,
+        let (outcome, counts) = match run_one(settings.executor.as_ref(), command.argv(), ctx, &env, settings).await {
+            Ok(ran) => ran,
             Err(e) => {
                 run.blocked = true;
                 run.all_passed = false;
@@ -72,17 +140,17 @@ pub(crate) async fn run_commands(commands: &[CommandLine], ctx: &GateContext, se
                     severity: Severity::High,
                     file: None,
                     line: None,
-                    message: format!("command `{command}` could not be started: {}", e.describe(command.program(), &ctx.checkout)),
+                    message: format!("command `{command}` could not be started: {}", describe_exec_error(&e)),
                 });
                 break;
             }
         };
-        run.counts = add_counts(run.counts, finished.counts);
-        let secs = finished.duration.as_secs_f64();
-        let how = if finished.timed_out {
+        run.counts = add_counts(run.counts, counts);
+        let secs = Duration::from_millis(outcome.duration_ms).as_secs_f64();
+        let how = if outcome.timed_out {
             Some(format!("timed out after {:?} and was stopped", settings.command_timeout))
         } else {
-            match (finished.exit_code, finished.signal) {
+            match (outcome.exit_code, outcome.signal) {
                 (Some(0), _) => None,
                 (Some(code), _) => Some(format!("exited with code {code} after {secs:.1}s")),
                 (None, Some(sig)) => Some(format!("was killed by signal {sig} after {secs:.1}s")),
@@ -95,9 +163,9 @@ pub(crate) async fn run_commands(commands: &[CommandLine], ctx: &GateContext, se
                 severity: Severity::High,
                 file: None,
                 line: None,
-                message: format!("command `{command}` {how}:{}", quote_tail(&finished.output, settings.quoted_lines)),
+                message: format!("command `{command}` {how}:{}", quote_tail(&outcome.output, settings.quoted_lines)),
             });
-        } else if let Some(c) = finished.counts.filter(|c| c.failed > 0 && finished.success()) {
+        } else if let Some(c) = counts.filter(|c| c.failed > 0 && outcome.success()) {
             run.findings.push(Finding {
                 severity: Severity::High,
                 file: None,

@@ -14,6 +14,7 @@
 //! name and message become a finding. No XML library: the format needed here is a handful of
 //! tags and attributes, and a malformed file is simply not counted.
 
+use std::io::Read;
 use std::sync::LazyLock;
 
 use fugue_core::TestCounts;
@@ -116,7 +117,45 @@ impl Scanner {
     pub(crate) fn counts(&self) -> Option<TestCounts> {
         self.seen.then_some(self.counts)
     }
+
+    /// Looks at every line of `text`.
+    pub(crate) fn text(&mut self, text: &str) {
+        for line in text.lines() {
+            self.line(line);
+        }
+    }
+
+    /// Looks at every line of a byte stream, read in chunks: memory stays bounded whatever the
+    /// stream's size, a line longer than [`MAX_LINE`] is cut there, and invalid UTF-8 is
+    /// replaced rather than fatal.
+    pub(crate) fn stream(&mut self, mut reader: impl Read) -> std::io::Result<()> {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut line: Vec<u8> = Vec::new();
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            for &b in &buf[..n] {
+                if b == b'\n' {
+                    self.line(&String::from_utf8_lossy(&line));
+                    line.clear();
+                } else if line.len() < MAX_LINE {
+                    line.push(b);
+                }
+            }
+        }
+        if !line.is_empty() {
+            self.line(&String::from_utf8_lossy(&line));
+        }
+        Ok(())
+    }
 }
+
+/// Longest line the scanner looks at; the rest of a longer line is ignored.
+const MAX_LINE: usize = 8 * 1024;
 
 /// Adds `b` to `a`.
 pub(crate) fn add_counts(a: Option<TestCounts>, b: Option<TestCounts>) -> Option<TestCounts> {
@@ -269,9 +308,7 @@ mod tests {
 
     fn scan(text: &str) -> Option<TestCounts> {
         let mut s = Scanner::default();
-        for l in text.lines() {
-            s.line(l);
-        }
+        s.text(text);
         s.counts()
     }
 
@@ -333,6 +370,21 @@ mod tests {
         assert_eq!(j.failures[1], FailedCase { name: "err".to_owned(), message: "boom & bust".to_owned() });
         assert_eq!(parse_junit("<testsuites/>"), None);
         assert_eq!(parse_junit("<testcase name='a>b'/>").map(|j| j.counts.passed), Some(1));
+    }
+
+    #[test]
+    fn streams_lines_across_chunks_and_cuts_long_ones() {
+        let mut text = "x".repeat(20_000);
+        text.push_str("test result: ok. 9 passed; 0 failed; 0 ignored\n");
+        text.push_str(&"noise\n".repeat(5000));
+        text.push_str("test result: ok. 1 passed; 2 failed; 3 ignored");
+        let mut s = Scanner::default();
+        s.stream(text.as_bytes()).expect("in memory");
+        assert_eq!(s.counts(), tc(1, 2, 3), "a summary after an over-long line is cut off with it; the last, unterminated one counts");
+
+        let mut s = Scanner::default();
+        s.stream(&b"\xff\xfe\ntest result: ok. 4 passed; 0 failed; 0 ignored\n"[..]).expect("in memory");
+        assert_eq!(s.counts(), tc(4, 0, 0));
     }
 
     #[test]

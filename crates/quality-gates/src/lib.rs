@@ -48,8 +48,9 @@
 //! ```
 //!
 //! Limits — the command timeout (10 minutes by default), the output kept, the diff size given
-//! to reviewers, extra environment, whether QA checkouts are recycled with their build caches
-//! — are the host's policy, not the plan's, and live in [`GateSettings`].
+//! to reviewers, extra environment, whether QA checkouts are recycled with their build caches,
+//! the [`fugue_core::Executor`] that starts gate commands and command reviewers (local by
+//! default) — are the host's policy, not the plan's, and live in [`GateSettings`].
 
 mod boundary;
 mod commands;
@@ -60,7 +61,6 @@ mod docs;
 mod feedback;
 mod git;
 pub mod heuristic;
-mod process;
 mod qa;
 mod review;
 mod settings;

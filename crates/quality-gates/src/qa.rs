@@ -235,7 +235,7 @@ impl Qa {
     pub fn from_plan(plan: &Plan, plan_dir: &Path, qa_dir: impl Into<PathBuf>, settings: GateSettings) -> Result<Self, QaError> {
         let mut qa = Self::new(plan.gates.clone(), &plan.boundaries, qa_dir, settings);
         if let Some(spec) = plan.gates.review.as_on() {
-            qa.reviewer = Some(Arc::new(Reviewer::from_plan(spec, &plan.agents, plan_dir)?));
+            qa.reviewer = Some(Arc::new(Reviewer::from_plan(spec, &plan.agents, plan_dir, &qa.settings)?));
         }
         Ok(qa)
     }

@@ -143,8 +143,14 @@ impl Reviewer {
     /// The reviewer the plan's `gates.review` asks for: the heuristic review by default, else
     /// the named agent of `agents` (plugin paths resolved against `plan_dir`; a bare name no
     /// library matches may be a built-in plugin, see `fugue_agents::register_builtin`). A
-    /// plugin that serves gates is used as a gate, else as an agent.
-    pub fn from_plan(spec: &ReviewGateSpec, agents: &BTreeMap<String, AgentSpec>, plan_dir: &Path) -> Result<Self, ReviewerError> {
+    /// plugin that serves gates is used as a gate, else as an agent. A command agent runs
+    /// through `settings.executor` with `settings.grace`.
+    pub fn from_plan(
+        spec: &ReviewGateSpec,
+        agents: &BTreeMap<String, AgentSpec>,
+        plan_dir: &Path,
+        settings: &GateSettings,
+    ) -> Result<Self, ReviewerError> {
         let Some(name) = spec.agent.as_deref() else { return Ok(Self::heuristic()) };
         let plugin_error = |source| ReviewerError::Plugin { name: name.to_owned(), source };
         match agents.get(name) {
@@ -154,7 +160,8 @@ impl Reviewer {
                 known: if agents.is_empty() { "none defined".to_owned() } else { agents.keys().cloned().collect::<Vec<_>>().join(", ") },
             }),
             Some(AgentSpec::Command(c)) => {
-                Ok(Self::from_agent(name, Arc::new(CommandAgent::new(name, c.clone())), serde_json::json!({}), c.timeout.map(|t| t.0)))
+                let agent = CommandAgent::new(name, c.clone()).with_executor(Arc::clone(&settings.executor)).with_grace(settings.grace);
+                Ok(Self::from_agent(name, Arc::new(agent), serde_json::json!({}), c.timeout.map(|t| t.0)))
             }
             Some(AgentSpec::Plugin(p)) => {
                 let plugin = open_plugin(&p.plugin, plan_dir).map_err(plugin_error)?;
@@ -361,9 +368,10 @@ mod tests {
     #[test]
     fn unknown_reviewer_is_an_error() {
         let spec = ReviewGateSpec { agent: Some("nobody".to_owned()), ..ReviewGateSpec::default() };
-        let err = Reviewer::from_plan(&spec, &BTreeMap::new(), Path::new(".")).expect_err("unknown");
+        let settings = GateSettings::default();
+        let err = Reviewer::from_plan(&spec, &BTreeMap::new(), Path::new("."), &settings).expect_err("unknown");
         assert!(err.to_string().contains("failed to find reviewer `nobody`"), "{err}");
         let spec = ReviewGateSpec { agent: Some(HEURISTIC_REVIEWER.to_owned()), ..ReviewGateSpec::default() };
-        assert_eq!(Reviewer::from_plan(&spec, &BTreeMap::new(), Path::new(".")).expect("built-in").name(), HEURISTIC_REVIEWER);
+        assert_eq!(Reviewer::from_plan(&spec, &BTreeMap::new(), Path::new("."), &settings).expect("built-in").name(), HEURISTIC_REVIEWER);
     }
 }

@@ -1,16 +1,25 @@
 //! Limits and environment shared by every gate: how long a command may run, how much of its
-//! output is kept, what extra environment it gets.
+//! output is kept, what extra environment it gets, and which [`Executor`] starts it.
 //!
 //! The plan does not carry these (they are the host's policy, not the project's), so the
 //! engine builds one [`GateSettings`] for the run and every gate holds it behind an `Arc`.
+//! Gate commands and command reviewers never spawn processes themselves: they describe them
+//! and hand them to the executor — [`LocalExecutor`] by default, the run's cluster executor
+//! when the host sets one — so a QA check runs where the agents run.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use fugue_agents::LocalExecutor;
+use fugue_core::Executor;
+
 /// Limits for gate commands, reviewers and QA checkouts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct GateSettings {
+    /// Starts test and docs commands and command reviewers.
+    pub executor: Arc<dyn Executor>,
     /// Stop a test or docs command after this long (SIGTERM to its process group, then SIGKILL).
     pub command_timeout: Duration,
     /// Stop a reviewer agent after this long when its spec sets no timeout.
@@ -33,6 +42,12 @@ pub struct GateSettings {
 impl GateSettings {
     /// The default command timeout: 10 minutes.
     pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
+
+    /// Runs gate commands and command reviewers through `executor` instead of locally.
+    pub fn with_executor(mut self, executor: Arc<dyn Executor>) -> Self {
+        self.executor = executor;
+        self
+    }
 
     /// Sets the command timeout.
     pub fn with_command_timeout(mut self, timeout: Duration) -> Self {
@@ -74,6 +89,7 @@ impl GateSettings {
 impl Default for GateSettings {
     fn default() -> Self {
         Self {
+            executor: Arc::new(LocalExecutor::new()),
             command_timeout: Self::DEFAULT_COMMAND_TIMEOUT,
             review_timeout: Self::DEFAULT_COMMAND_TIMEOUT,
             grace: Duration::from_secs(2),

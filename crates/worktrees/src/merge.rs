@@ -303,7 +303,13 @@ impl Pool {
     fn merge_one(&self, dir: &Path, branch: &str, oid: &str, target: &str) -> Result<BranchOutcome, PoolError> {
         let git = &self.repo.git;
         let msg = format!("Merge branch '{branch}' into {target}");
-        let cmd = git.cmd(dir).args(["-c", "rerere.enabled=false", "merge", "--no-ff", "--no-edit", "-q", "-m", &msg, oid]);
+        // A merge commit needs an identity; a machine without one still gets its merges.
+        let has_identity = git.cmd(dir).args(["var", "GIT_COMMITTER_IDENT"]).output().is_ok_and(|o| o.success());
+        let mut cmd = git.cmd(dir);
+        if !has_identity {
+            cmd = cmd.args(["-c", "user.name=fugue", "-c", "user.email=fugue@localhost"]);
+        }
+        let cmd = cmd.args(["-c", "rerere.enabled=false", "merge", "--no-ff", "--no-edit", "-q", "-m", &msg, oid]);
         let shown = cmd.shown();
         let out = cmd.output()?;
         if out.success() {

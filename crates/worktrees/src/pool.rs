@@ -412,7 +412,7 @@ impl Pool {
         slot.status = SlotStatus::Busy;
         slot.task_id = Some(task.as_str().to_owned());
         slot.branch = Some(branch.to_owned());
-        slot.acquired_at = Some(state::now_rfc3339());
+        slot.acquired_at = Some(fugue_core::time::now());
         let picked = slot.clone();
         locked.save(state)?;
         Ok((picked, false))

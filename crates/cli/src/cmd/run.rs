@@ -75,6 +75,9 @@ where
                 eprintln!("\ninterrupting: stopping agents (Ctrl-C again to exit at once)");
                 control.interrupt();
                 if tokio::signal::ctrl_c().await.is_ok() {
+                    // Exit now: Drop handlers will not run, so stop the agents' groups here.
+                    let killed = fugue_engine::agents::kill_all_agents();
+                    eprintln!("killed {killed} agent process group(s); `fugue resume` continues the run");
                     std::process::exit(130);
                 }
             }

@@ -35,3 +35,27 @@ fn demo_refuses_a_non_empty_directory() {
     assert!(out.stderr.contains("not empty"), "{}", out.stderr);
     assert_eq!(std::fs::read_to_string(dir.path().join("keep.txt")).expect("kept"), "mine");
 }
+
+#[test]
+fn demo_works_on_a_machine_without_a_git_identity() {
+    let dir = temp();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let repo = dir.path().join("demo");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fugue"))
+        .args(["demo", "--dir", repo.to_str().expect("utf-8")])
+        .env("NO_COLOR", "1")
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", &home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env_remove("GIT_AUTHOR_NAME")
+        .env_remove("GIT_AUTHOR_EMAIL")
+        .env_remove("GIT_COMMITTER_NAME")
+        .env_remove("GIT_COMMITTER_EMAIL")
+        .env("EMAIL", "")
+        .output()
+        .expect("run fugue demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Branches merged: 9/9"), "{stdout}");
+}

@@ -1,11 +1,12 @@
 //! Each gate on its own, with real commands and real report files.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use fugue_core::{
-    CommandLine, DocsGateSpec, GateContext, GateReport, GateVerdict, QualityGate, ReviewGateSpec, Severity, TestCounts, TestsGateSpec,
-    async_trait,
+    AgentSpec, CommandLine, DocsGateSpec, ExecError, Executor, GateContext, GateReport, GateVerdict, ProcessOutcome, ProcessSpec,
+    QualityGate, ReviewGateSpec, Severity, TestCounts, TestsGateSpec, async_trait,
 };
 use fugue_quality_gates::{BoundaryGate, DocsGate, GateSettings, ReviewGate, Reviewer, TestsGate, run_gates};
 use serde_json::json;
@@ -187,6 +188,124 @@ async fn coverage_is_not_judged_when_tests_fail() {
     let report = run_tests_gate(dir.path(), &spec, &[], settings()).await;
     assert_eq!(report.verdict, GateVerdict::Fail);
     assert_eq!(report.findings.len(), 1, "only the failing command, not the missing report: {report:?}");
+}
+
+/// An executor that runs nothing: it records every spec and answers by program name.
+#[derive(Debug, Default)]
+struct Recording {
+    specs: Mutex<Vec<ProcessSpec>>,
+}
+
+impl Recording {
+    fn specs(&self) -> Vec<ProcessSpec> {
+        self.specs.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn clear(&self) {
+        self.specs.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+}
+
+#[async_trait]
+impl Executor for Recording {
+    fn name(&self) -> &str {
+        "recording"
+    }
+
+    async fn run(&self, spec: ProcessSpec) -> Result<ProcessOutcome, ExecError> {
+        self.specs.lock().unwrap_or_else(PoisonError::into_inner).push(spec.clone());
+        match spec.program() {
+            Some("missing") => Err(ExecError::Spawn {
+                program: "missing".to_owned(),
+                cwd: spec.cwd.clone(),
+                kind: std::io::ErrorKind::NotFound,
+                message: "No such file or directory (os error 2)".to_owned(),
+            }),
+            Some("hang") => Ok(ProcessOutcome::timed_out().with_output("waiting…\n", 0)),
+            Some("crash") => Ok(ProcessOutcome::killed_by(11).with_output("core dumped\n", 0)),
+            Some("model-cli") => Ok(ProcessOutcome::exited(0).with_output("{\"score\": 9, \"findings\": []}\n", 0)),
+            _ => Ok(ProcessOutcome::exited(0).with_output("test result: ok. 2 passed; 0 failed; 1 ignored\n", 0)),
+        }
+    }
+}
+
+fn recording_settings(executor: &Arc<Recording>) -> GateSettings {
+    GateSettings::default()
+        .with_command_timeout(Duration::from_secs(42))
+        .with_grace(Duration::from_millis(250))
+        .with_output_cap(1000)
+        .with_env("EXTRA", "1")
+        .with_executor(Arc::clone(executor) as Arc<dyn Executor>)
+}
+
+#[tokio::test]
+async fn the_tests_gate_hands_its_commands_to_the_executor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let executor = Arc::new(Recording::default());
+    let spec = tests_spec(&["cargo test --workspace", "sh -c 'touch ran'"], None);
+    let report = run_tests_gate(dir.path(), &spec, &["pytest -q 'tests/unit tests'"], Arc::new(recording_settings(&executor))).await;
+    assert_eq!(report.verdict, GateVerdict::Pass, "{report:?}");
+    assert_eq!(report.counts, Some(TestCounts { passed: 6, failed: 0, skipped: 3 }), "counts come from the executor's output");
+    assert!(!dir.path().join("ran").exists(), "the executor, not the gate, decides how commands run");
+
+    let specs = executor.specs();
+    let argvs: Vec<Vec<&str>> = specs.iter().map(|s| s.argv.iter().map(String::as_str).collect()).collect();
+    assert_eq!(argvs, [vec!["cargo", "test", "--workspace"], vec!["sh", "-c", "touch ran"], vec!["pytest", "-q", "tests/unit tests"]]);
+    for spec in &specs {
+        assert_eq!(spec.cwd, dir.path(), "commands run in the checkout");
+        assert_eq!(spec.timeout, Some(Duration::from_secs(42)));
+        assert_eq!((spec.grace, spec.output_cap, spec.stdin.as_deref()), (Duration::from_millis(250), 1000, None));
+        assert_eq!(spec.label, "t1");
+        let env = |k: &str| spec.env.get(k).map(String::as_str);
+        assert_eq!((env("FUGUE_TASK_ID"), env("FUGUE_HEAD_COMMIT"), env("EXTRA")), (Some("t1"), Some("head"), Some("1")));
+        assert_eq!(env("FUGUE_CHECKOUT"), dir.path().to_str());
+    }
+}
+
+#[tokio::test]
+async fn executor_outcomes_and_errors_become_verdicts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let executor = Arc::new(Recording::default());
+    let settings = Arc::new(recording_settings(&executor));
+
+    let report = run_tests_gate(dir.path(), &tests_spec(&["hang --forever", "crash", "true"], None), &[], Arc::clone(&settings)).await;
+    assert_eq!(report.verdict, GateVerdict::Fail, "{report:?}");
+    let m = messages(&report);
+    assert!(m.contains("command `hang --forever` timed out after 42s and was stopped:\n    waiting…"), "{m}");
+    assert!(m.contains("command `crash` was killed by signal 11"), "{m}");
+    assert_eq!(report.findings.len(), 2, "{m}");
+    assert_eq!(executor.specs().len(), 3, "a failing command does not stop the list");
+
+    executor.clear();
+    let report = run_tests_gate(dir.path(), &tests_spec(&["missing --all", "true"], None), &[], settings).await;
+    assert_eq!(report.verdict, GateVerdict::Blocked, "{report:?}");
+    assert!(
+        messages(&report)
+            .contains("command `missing --all` could not be started: program `missing` was not found: install it or put it on PATH"),
+        "{}",
+        messages(&report)
+    );
+    assert_eq!(executor.specs().len(), 1, "a command that cannot start stops the list");
+}
+
+#[tokio::test]
+async fn a_plan_command_reviewer_runs_through_the_settings_executor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let executor = Arc::new(Recording::default());
+    let settings = recording_settings(&executor);
+    let agents: BTreeMap<String, AgentSpec> =
+        serde_json::from_value(json!({"model": {"command": ["model-cli", "-p", "{prompt}"]}})).expect("agents");
+    let spec = ReviewGateSpec { agent: Some("model".to_owned()), ..ReviewGateSpec::default() };
+    let reviewer = Reviewer::from_plan(&spec, &agents, dir.path(), &settings).expect("reviewer");
+    let gate = ReviewGate::new(spec, Arc::new(reviewer), Arc::new(settings));
+    let report = gate.check(&context(dir.path(), &added_file("src/lib.rs", CLEAN), &["src/lib.rs"], &["src/**"])).await.expect("report");
+    assert_eq!((report.verdict, report.score), (GateVerdict::Pass, Some(9.0)), "{report:?}");
+
+    let specs = executor.specs();
+    assert_eq!(specs.len(), 1);
+    assert_eq!((specs[0].program(), specs[0].cwd.as_path(), specs[0].grace), (Some("model-cli"), dir.path(), Duration::from_millis(250)));
+    assert!(specs[0].argv[2].contains("Review the change of task `t1`"), "{:?}", specs[0].argv);
+    assert!(specs[0].env.contains_key("FUGUE_DIFF_FILE"));
 }
 
 const JUNIT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>

@@ -48,7 +48,7 @@ async fn a_plugin_reviewer_from_the_plan_reviews_as_a_gate() {
         "misconfigured": {"plugin": plugin_library(), "config": {"no_such_key": 1}},
     }))
     .expect("agents");
-    let reviewer = Reviewer::from_plan(&spec("strict"), &agents, dir.path()).expect("plugin loads");
+    let reviewer = Reviewer::from_plan(&spec("strict"), &agents, dir.path(), &GateSettings::default()).expect("plugin loads");
     assert!(matches!(reviewer, Reviewer::Gate { .. }), "a plugin serving gates is used as a gate: {reviewer:?}");
     let bar = ReviewGateSpec { min_score: 8, ..spec("strict") };
     let gate = ReviewGate::new(bar, Arc::new(reviewer), Arc::new(GateSettings::default()));
@@ -58,14 +58,14 @@ async fn a_plugin_reviewer_from_the_plan_reviews_as_a_gate() {
     assert!(report.findings[0].message.starts_with("the review score 7.6/10 is below the minimum of 8"), "{report:?}");
     assert!(report.findings.iter().any(|f| f.message.contains("`unwrap` in non-test code")), "{report:?}");
 
-    let bad = Reviewer::from_plan(&spec("misconfigured"), &agents, dir.path()).expect("plugin loads");
+    let bad = Reviewer::from_plan(&spec("misconfigured"), &agents, dir.path(), &GateSettings::default()).expect("plugin loads");
     let gate = ReviewGate::new(spec("misconfigured"), Arc::new(bad), Arc::new(GateSettings::default()));
     let report = gate.check(&context(dir.path(), &added_file("src/lib.rs", DIRTY), &[], &["**"])).await.expect("report");
     assert_eq!(report.verdict, GateVerdict::Blocked, "{report:?}");
     assert!(report.findings[0].message.contains("no_such_key"), "{}", report.findings[0].message);
 
     let missing: BTreeMap<String, AgentSpec> = serde_json::from_value(json!({"gone": {"plugin": "does/not/exist.so"}})).expect("agents");
-    let err = Reviewer::from_plan(&spec("gone"), &missing, dir.path()).expect_err("missing library");
+    let err = Reviewer::from_plan(&spec("gone"), &missing, dir.path(), &GateSettings::default()).expect_err("missing library");
     assert!(err.to_string().starts_with("failed to load reviewer `gone`"), "{err}");
 }
 
@@ -75,7 +75,8 @@ async fn a_builtin_reviewer_needs_no_library() {
     let dir = tempfile::tempdir().expect("tempdir");
     let agents: BTreeMap<String, AgentSpec> =
         serde_json::from_value(json!({"linked": {"plugin": "heuristic-review", "config": {"max_function_lines": 40}}})).expect("agents");
-    let reviewer = Reviewer::from_plan(&spec("linked"), &agents, dir.path()).expect("the built-in (or a library in FUGUE_PLUGIN_PATH)");
+    let reviewer = Reviewer::from_plan(&spec("linked"), &agents, dir.path(), &GateSettings::default())
+        .expect("the built-in (or a library in FUGUE_PLUGIN_PATH)");
     assert!(matches!(reviewer, Reviewer::Gate { .. }), "{reviewer:?}");
     let gate = ReviewGate::new(ReviewGateSpec { min_score: 8, ..spec("linked") }, Arc::new(reviewer), Arc::new(GateSettings::default()));
     let report = gate.check(&context(dir.path(), &added_file("src/lib.rs", DIRTY), &[], &["**"])).await.expect("report");

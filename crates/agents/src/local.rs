@@ -1,0 +1,211 @@
+//! The local executor: a [`ProcessSpec`] run as a process group on this machine.
+//!
+//! One run goes like this:
+//!
+//! 1. the log file (if any) is opened for appending and the spec's header line written;
+//! 2. the program is started directly — no shell — in the spec's working directory, as the
+//!    leader of a new process group, with the spec's `env` added to the inherited environment;
+//!    the spec's stdin bytes are fed to it (and the pipe closed) by a task of their own, or
+//!    its stdin is empty;
+//! 3. stdout and stderr are pumped into the log (up to its cap) and a capped head+tail
+//!    capture (see `output`);
+//! 4. when the process exits, whatever it left running in its group is stopped (SIGTERM,
+//!    grace, SIGKILL) so that nothing outlives it; on timeout the whole group is stopped the
+//!    same way and the outcome says `timed_out`; if the future is dropped (cancellation) a
+//!    guard does it from `Drop` (see `process`);
+//! 5. the log gets a footer line saying how the process ended.
+//!
+//! The executor reports how the process ended and does not judge it: exit codes, signals and
+//! timeouts all come back as a [`ProcessOutcome`]; only a process that could not be started
+//! (or waited for) is an [`ExecError`].
+
+use std::io::ErrorKind;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use fugue_core::{ExecError, Executor, ProcessOutcome, ProcessSpec, async_trait};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinHandle;
+
+use crate::output::{Capture, LogFile, Sink};
+use crate::process::{Group, GroupGuard, signal_name};
+
+/// Runs processes as child process groups of this process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LocalExecutor;
+
+impl LocalExecutor {
+    /// The local executor.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+/// Aborts a spawned task when dropped, so a cancelled run leaves no pump behind.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn pump(reader: Option<impl AsyncRead + Unpin + Send + 'static>, sink: Arc<Mutex<Sink>>) -> Option<AbortOnDrop<()>> {
+    let mut reader = reader?;
+    Some(AbortOnDrop(tokio::spawn(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => sink.lock().unwrap_or_else(PoisonError::into_inner).push(&buf[..n]),
+            }
+        }
+    })))
+}
+
+/// What the program did.
+enum Ending {
+    Exited(ExitStatus),
+    TimedOut { after: Duration, status: Option<ExitStatus> },
+}
+
+fn spawn_error(spec: &ProcessSpec, program: &str, kind: ErrorKind, message: impl Into<String>) -> ExecError {
+    ExecError::Spawn { program: program.to_owned(), cwd: spec.cwd.clone(), kind, message: message.into() }
+}
+
+#[async_trait]
+impl Executor for LocalExecutor {
+    fn name(&self) -> &str {
+        "local"
+    }
+
+    async fn run(&self, spec: ProcessSpec) -> Result<ProcessOutcome, ExecError> {
+        let started = Instant::now();
+        let Some((program, args)) = spec.argv.split_first() else {
+            return Err(spawn_error(&spec, "", ErrorKind::InvalidInput, "the argv is empty: give at least the program"));
+        };
+        if !spec.cwd.is_dir() {
+            let message = format!("the working directory {} is not a directory", spec.cwd.display());
+            return Err(spawn_error(&spec, program, ErrorKind::NotADirectory, message));
+        }
+        let mut log = match &spec.log_file {
+            Some(path) => Some(
+                LogFile::open(path, spec.log_cap)
+                    .map_err(|source| ExecError::Io { action: format!("open the task log {}", path.display()), source })?,
+            ),
+            None => None,
+        };
+        if let (Some(log), Some(header)) = (&mut log, &spec.log_header) {
+            log.note(header);
+        }
+
+        let mut command = tokio::process::Command::new(program);
+        command
+            .args(args)
+            .current_dir(&spec.cwd)
+            .envs(&spec.env)
+            .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                if let Some(log) = &mut log {
+                    log.note(&format!("--- fugue: could not start `{program}`: {e}"));
+                }
+                return Err(spawn_error(&spec, program, e.kind(), e.to_string()));
+            }
+        };
+        let group = child.id().and_then(Group::led_by);
+        let mut guard = GroupGuard::new(group, spec.grace);
+
+        let sink = Arc::new(Mutex::new(Sink { capture: Capture::new(spec.output_cap), log }));
+        let pumps = [pump(child.stdout.take(), Arc::clone(&sink)), pump(child.stderr.take(), Arc::clone(&sink))];
+        let _feeder = child.stdin.take().map(|mut stdin| {
+            let bytes = spec.stdin.clone().unwrap_or_default();
+            // A program that never reads its stdin closes the pipe; that is not an error.
+            AbortOnDrop(tokio::spawn(async move {
+                let _ = stdin.write_all(&bytes).await;
+                let _ = stdin.shutdown().await;
+            }))
+        });
+
+        let waited = match spec.timeout {
+            Some(limit) => tokio::time::timeout(limit, child.wait()).await.ok(),
+            None => Some(child.wait().await),
+        };
+        let ending = match waited {
+            Some(Ok(status)) => {
+                // The program is gone; anything it left in its group goes too.
+                if let Some(group) = group.filter(|g| g.alive()) {
+                    group.stop(spec.grace).await;
+                    sink.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .note("--- fugue: stopped processes the agent left running in its process group");
+                }
+                Ending::Exited(status)
+            }
+            Some(Err(e)) => {
+                // The guard (still armed) stops the group on the way out.
+                return Err(ExecError::Io { action: format!("wait for `{}` (`{program}`)", spec.label), source: e });
+            }
+            None => {
+                match group {
+                    Some(group) => {
+                        group.signal(libc::SIGTERM);
+                        let settled = tokio::time::timeout(spec.grace, async {
+                            let _ = child.wait().await;
+                            group.gone().await;
+                        })
+                        .await;
+                        if settled.is_err() {
+                            group.signal(libc::SIGKILL);
+                        }
+                    }
+                    None => {
+                        let _ = child.start_kill();
+                    }
+                }
+                let status = child.wait().await.ok();
+                Ending::TimedOut { after: spec.timeout.unwrap_or_default(), status }
+            }
+        };
+        guard.disarm();
+
+        // The group is gone, so the pipes close; a process that escaped the group could still
+        // hold them, hence the bound.
+        let drained = tokio::time::timeout(spec.grace, async {
+            for mut handle in pumps.into_iter().flatten() {
+                let _ = (&mut handle.0).await;
+            }
+        })
+        .await;
+        let mut sink = sink.lock().unwrap_or_else(PoisonError::into_inner);
+        if drained.is_err() {
+            sink.note("--- fugue: stopped reading output still held open by a process outside the agent's group");
+        }
+        let elapsed = started.elapsed();
+        let secs = elapsed.as_secs_f64();
+        let outcome = match ending {
+            Ending::TimedOut { after, status } => {
+                sink.note(&format!("--- fugue: timed out after {after:?}; the process group was stopped"));
+                let mut outcome = ProcessOutcome::timed_out();
+                outcome.signal = status.and_then(|s| s.signal());
+                outcome
+            }
+            Ending::Exited(status) => {
+                let (outcome, footer) = match (status.code(), status.signal()) {
+                    (Some(code), _) => (ProcessOutcome::exited(code), format!("exit code {code}")),
+                    (None, Some(sig)) => (ProcessOutcome::killed_by(sig), format!("killed by {}", signal_name(sig))),
+                    (None, None) => (ProcessOutcome::default(), status.to_string()),
+                };
+                sink.note(&format!("--- fugue: {footer} after {secs:.1}s"));
+                outcome
+            }
+        };
+        Ok(outcome.with_output(sink.capture.text(), sink.capture.dropped()).with_duration(elapsed))
+    }
+}
