@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 mod gates;
 mod git;
+pub mod html;
 pub mod journal;
 mod logs;
 pub mod qa;

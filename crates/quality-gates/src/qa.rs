@@ -409,6 +409,7 @@ impl Qa {
             }
         }
         remove_checkout(repo, &dir).await;
+        let _admin = worktree_admin_lock(repo).await;
         repo.run(&["worktree", "add", "--detach", "--force", "--quiet", &dir_str, head])
             .await
             .map_err(git_error(format!("create a fresh checkout of {head} at {}", dir.display())))?;
@@ -425,9 +426,27 @@ impl Qa {
     }
 }
 
+/// The exclusive lock every fugue process takes around `git worktree add/remove/prune` in a
+/// repository (the pool takes the same file): concurrent `worktree add`s can read each other's
+/// half-written admin files and fail. `None` when the lock cannot be had; the caller goes on
+/// unlocked rather than failing QA.
+async fn worktree_admin_lock(repo: &Git) -> Option<std::fs::File> {
+    let common = repo.run(&["rev-parse", "--path-format=absolute", "--git-common-dir"]).await.ok()?;
+    let path = PathBuf::from(common.trim()).join("fugue-worktrees.lock");
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).ok()?;
+        file.lock().ok()?;
+        Some(file)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 /// Removes a QA checkout and its worktree registration; failures are logged, not fatal (the
 /// next use replaces it).
 async fn remove_checkout(repo: &Git, dir: &Path) {
+    let _admin = worktree_admin_lock(repo).await;
     if dir.exists() {
         if let Some(d) = dir.to_str() {
             let _ = repo.run(&["worktree", "remove", "--force", "--force", d]).await;

@@ -527,7 +527,9 @@ impl Pool {
     /// The admin lock (see `state`): exclusive to create or prune worktrees, shared to run a
     /// git command that lists them.
     pub(crate) fn admin_lock(&self, exclusive: bool) -> Result<FileLock, PoolError> {
-        let path = self.state_dir.join("fugue").join("worktrees.lock");
+        // In git's common dir, not the state dir: every process that adds worktrees to this
+        // repository (the pool, QA checkouts) must take the same lock.
+        let path = self.repo.common_dir.join("fugue-worktrees.lock");
         if exclusive { FileLock::acquire(&path) } else { FileLock::acquire_shared(&path) }
     }
 

@@ -40,7 +40,10 @@ pub(crate) fn run(global: &Global, args: DemoArgs) -> CliResult {
     opts.plan_file = plan_path.display().to_string();
     let total = loaded.plan.tasks.len();
     let code = execute(&global, style, total, opts, |opts| fugue_engine::run(loaded.plan, opts))?;
+    let html = global.state_dir().join("report.html");
+    fugue_engine::html::write(&global.state_dir(), &html).map_err(engine_error)?;
     if style != Style::Json && !global.quiet {
+        println!("HTML report: {}", html.display());
         println!("The sample repository is in {} (its history: `git -C {} log --graph --oneline`).", dir.display(), dir.display());
         println!("Look at the run again with `fugue --repo {} status|validate|report`.", dir.display());
     }

@@ -1,5 +1,6 @@
 //! `fugue status`, `fugue validate` and `fugue report`: read a run back from its journal.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use fugue_core::state::{ResourceLocks, files};
@@ -29,6 +30,9 @@ pub(crate) struct ReportArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Write a self-contained HTML page (timeline, concurrency, task table) to FILE instead.
+    #[arg(long, value_name = "FILE", conflicts_with = "json")]
+    html: Option<PathBuf>,
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<(), CliError> {
@@ -113,6 +117,11 @@ pub(crate) fn validate(global: &Global, args: ValidateArgs) -> CliResult {
 }
 
 pub(crate) fn report(global: &Global, args: ReportArgs) -> CliResult {
+    if let Some(out) = &args.html {
+        fugue_engine::html::write(&global.state_dir(), out).map_err(engine_error)?;
+        println!("HTML report written to {}", out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let run = fugue_engine::load_run(&global.state_dir()).map_err(engine_error)?;
     let report = fugue_engine::report::build(&run.view, run.graph.as_ref());
     if args.json {

@@ -11,6 +11,9 @@ fn demo_runs_every_task_and_reports() {
     assert!(out.stdout.contains("Branches merged: 9/9"), "{}", out.stdout);
     assert!(out.stdout.contains("Overall Status: ✅ Complete"), "{}", out.stdout);
     assert!(out.stderr.contains("Execution Mode: PARALLEL"), "{}", out.stderr);
+    assert!(out.stdout.contains("HTML report: "), "{}", out.stdout);
+    let html = std::fs::read_to_string(repo.join(".claude/report.html")).expect("the demo writes its HTML report");
+    assert!(html.contains("<svg") && html.contains("greeting"), "a timeline with the tasks");
     // Every module landed on main, and the run proves it kept the rules.
     for module in ["greeting", "farewell", "counter", "parser"] {
         assert!(repo.join("src").join(format!("{module}.rs")).exists(), "{module}.rs merged and checked out");

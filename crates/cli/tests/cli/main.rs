@@ -2,6 +2,7 @@
 
 mod bad_plans;
 mod demo;
+mod html;
 mod init;
 mod runs;
 mod schema;
