@@ -8,6 +8,9 @@ use std::time::Duration;
 use fugue_agents::CommandAgent;
 use fugue_core::{Agent, AgentContext, AgentError, AgentOutcome, CommandAgentSpec, HumanDuration, PromptInput, TaskId};
 
+mod procs;
+use procs::{read_pid, wait_dead, wait_for_file};
+
 fn spec(command: &[&str]) -> CommandAgentSpec {
     CommandAgentSpec {
         command: command.iter().map(|s| (*s).to_owned()).collect(),
@@ -21,40 +24,6 @@ fn context(dir: &Path, prompt: &str) -> AgentContext {
     let mut ctx = AgentContext::new(TaskId::new("task-7").expect("id"), prompt, dir);
     ctx.log_file = Some(dir.join("logs/task-7.log"));
     ctx
-}
-
-/// Is the process gone (no such pid, or a zombie nobody reaped yet)?
-fn is_dead(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()).is_some_and(|s| s == "Z" || s == "X"),
-    }
-}
-
-/// Waits (bounded) for a process to die: SIGKILL is delivered asynchronously.
-fn wait_dead(pid: i32) -> bool {
-    for _ in 0..300 {
-        if is_dead(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
-}
-
-fn read_pid(path: &Path) -> i32 {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).trim().parse().expect("pid")
-}
-
-/// Polls for a file the agent writes (bounded).
-async fn wait_for_file(path: &Path) {
-    for _ in 0..500 {
-        if std::fs::read_to_string(path).is_ok_and(|s| s.ends_with('\n')) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{} never appeared", path.display());
 }
 
 #[tokio::test]

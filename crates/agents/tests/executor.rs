@@ -14,6 +14,9 @@ use fugue_core::{
     ProcessSpec, PromptInput, TaskId, async_trait,
 };
 
+mod procs;
+use procs::{read_pid, wait_dead, wait_for_file};
+
 /// What the fake saw: the spec, and the prompt and feedback files' contents while it ran.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -217,40 +220,6 @@ async fn plan_agents_can_take_an_executor() {
 }
 
 // --- The local executor, through the trait.
-
-/// Is the process gone (no such pid, or a zombie nobody reaped yet)?
-fn is_dead(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()).is_some_and(|s| s == "Z" || s == "X"),
-    }
-}
-
-/// Waits (bounded) for a process to die: SIGKILL is delivered asynchronously.
-fn wait_dead(pid: i32) -> bool {
-    for _ in 0..300 {
-        if is_dead(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
-}
-
-fn read_pid(path: &Path) -> i32 {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).trim().parse().expect("pid")
-}
-
-/// Polls for a file the process writes (bounded).
-async fn wait_for_file(path: &Path) {
-    for _ in 0..500 {
-        if std::fs::read_to_string(path).is_ok_and(|s| s.ends_with('\n')) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{} never appeared", path.display());
-}
 
 fn sh(script: &str, dir: &Path) -> ProcessSpec {
     ProcessSpec::new("t", vec!["sh".to_owned(), "-c".to_owned(), script.to_owned()], dir)

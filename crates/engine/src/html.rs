@@ -1025,14 +1025,7 @@ mod tests {
     use fugue_core::state::{Estimate, ExecutionMode, ExecutionStrategy, Strategy};
     use fugue_core::{GateVerdict, Phase};
 
-    fn id(s: &str) -> TaskId {
-        TaskId::new(s).expect("id")
-    }
-
-    fn rec(seq: u64, ms: u64, event: Event) -> Record {
-        let ts = fugue_core::time::rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_000 + ms));
-        Record { seq, ts, event }
-    }
+    use crate::test_support::{id, rec};
 
     fn started(t: &str, attempt: u32, slot: Option<&str>) -> Event {
         Event::AttemptStarted { task: id(t), attempt, worktree: "/w".into(), branch: None, slot: slot.map(str::to_owned) }

@@ -1,8 +1,9 @@
 //! The journal: an append-only NDJSON file of [`Event`]s, the source of truth of a run.
 //!
-//! Every event is one line, written with a single `write` and followed by `fsync`, so after a
-//! crash the file holds every event that was reported as written, plus at most one torn last
-//! line. Reading tolerates exactly that: a final line that does not parse is reported as
+//! Every event is one line, written with a single `write`. [`Journal::append`] follows each
+//! with `fsync`; the engine's loop instead writes a burst of events with [`Journal::write`] and
+//! makes them durable with one [`Journal::sync`] before it acts on them (group commit), so
+//! after a crash the file holds a prefix of the history, plus at most one torn last line. Reading tolerates exactly that: a final line that does not parse is reported as
 //! [`Replay::torn_tail`] and ignored; a bad line anywhere else is corruption and an error that
 //! names the line. The state files under `.claude/` are snapshots derived from this journal.
 
@@ -59,6 +60,8 @@ pub struct Journal {
     path: PathBuf,
     next_seq: u64,
     sync: bool,
+    unsynced: bool,
+    syncs: u64,
 }
 
 /// What reading a journal found.
@@ -88,7 +91,7 @@ impl Journal {
         }
         let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| io("open", e))?;
         let next_seq = replay.records.last().map_or(1, |r| r.seq + 1);
-        Ok(Self { file, path: path.to_owned(), next_seq, sync: true })
+        Ok(Self { file, path: path.to_owned(), next_seq, sync: true, unsynced: false, syncs: 0 })
     }
 
     /// Turns the per-event fsync off (benchmarks and tests that do not simulate crashes).
@@ -99,6 +102,15 @@ impl Journal {
 
     /// Appends one event durably and returns its record.
     pub fn append(&mut self, event: Event) -> Result<Record, JournalError> {
+        let record = self.write(event)?;
+        self.sync()?;
+        Ok(record)
+    }
+
+    /// Appends one event without waiting for the disk; [`sync`](Self::sync) makes every record
+    /// written so far durable at once (group commit). A crash before the sync loses a suffix of
+    /// the history, never a record in the middle of it.
+    pub fn write(&mut self, event: Event) -> Result<Record, JournalError> {
         let record = Record { seq: self.next_seq, ts: fugue_core::time::rfc3339_millis(std::time::SystemTime::now()), event };
         let mut line = serde_json::to_vec(&record).map_err(|e| JournalError::Io {
             action: "encode an event for",
@@ -106,13 +118,26 @@ impl Journal {
             source: std::io::Error::other(e),
         })?;
         line.push(b'\n');
-        let io = |action, source| JournalError::Io { action, path: self.path.clone(), source };
-        self.file.write_all(&line).map_err(|e| io("append to", e))?;
-        if self.sync {
-            self.file.sync_data().map_err(|e| io("fsync", e))?;
-        }
+        self.file.write_all(&line).map_err(|e| JournalError::Io { action: "append to", path: self.path.clone(), source: e })?;
         self.next_seq += 1;
+        self.unsynced = true;
         Ok(record)
+    }
+
+    /// Makes every record written so far durable (one fsync, if anything is pending and fsync
+    /// is on).
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        if self.sync && self.unsynced {
+            self.file.sync_data().map_err(|e| JournalError::Io { action: "fsync", path: self.path.clone(), source: e })?;
+            self.syncs += 1;
+        }
+        self.unsynced = false;
+        Ok(())
+    }
+
+    /// How many fsyncs the journal has done.
+    pub fn syncs(&self) -> u64 {
+        self.syncs
     }
 
     /// The journal's path.
@@ -164,6 +189,28 @@ mod tests {
 
     fn ev(reason: &str) -> Event {
         Event::Interrupted { reason: reason.to_owned() }
+    }
+
+    #[test]
+    fn group_commit_syncs_once_per_burst_and_keeps_order() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("fugue/journal.ndjson");
+        let mut j = Journal::open(&path, &Replay::default()).expect("open");
+        for r in ["a", "b", "c"] {
+            j.write(ev(r)).expect("write");
+        }
+        j.sync().expect("sync");
+        j.sync().expect("nothing pending: no second fsync");
+        assert_eq!(j.syncs(), 1);
+        j.append(ev("d")).expect("append");
+        assert_eq!(j.syncs(), 2);
+        let r = read(&path).expect("read");
+        let seqs: Vec<u64> = r.records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4]);
+        assert_eq!(r.records[2].event, ev("c"));
+        let mut quiet = Journal::open(&dir.path().join("q.ndjson"), &Replay::default()).expect("open").without_fsync();
+        quiet.append(ev("x")).expect("append");
+        assert_eq!(quiet.syncs(), 0);
     }
 
     #[test]

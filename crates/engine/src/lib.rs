@@ -20,6 +20,8 @@ pub mod qa;
 pub mod report;
 mod run;
 pub mod snapshot;
+#[cfg(test)]
+mod test_support;
 pub mod validate;
 pub mod view;
 

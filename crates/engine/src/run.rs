@@ -247,11 +247,16 @@ struct Loop {
     plan: Plan,
     outputs: HashMap<usize, String>,
     state_dir: PathBuf,
+    /// Per parallel group: its member tasks, and how many of them (in order) are known to have
+    /// ended — a terminal status is final, so the count only grows.
+    groups: Vec<(Vec<usize>, usize)>,
 }
 
 impl Loop {
+    /// Journals `event` (written, made durable by the next [`commit`](Self::commit)) and
+    /// applies it to the view.
     fn emit(&mut self, event: Event) -> Result<(), EngineError> {
-        let record = self.journal.append(event)?;
+        let record = self.journal.write(event)?;
         self.view.apply(&record);
         self.snap.touch();
         if let Some(p) = &self.progress {
@@ -260,7 +265,18 @@ impl Loop {
         Ok(())
     }
 
+    /// Makes every journaled event durable: before the loop acts on them (dispatch) and before
+    /// a snapshot derived from them is written, so neither ever runs ahead of the journal.
+    fn commit(&mut self) -> Result<(), EngineError> {
+        self.journal.sync()?;
+        Ok(())
+    }
+
     fn flush(&mut self, force: bool) -> Result<(), EngineError> {
+        if !self.snap.due(force) {
+            return Ok(());
+        }
+        self.commit()?;
         self.snap.flush(&self.view, &self.plan, force).map_err(|e| EngineError::io("write the state files in", &self.state_dir, e))?;
         Ok(())
     }
@@ -310,6 +326,7 @@ async fn drive(
         plan: plan.clone(),
         outputs: HashMap::new(),
         state_dir: state_dir.clone(),
+        groups: group_members(&sealed, plan.tasks.len()),
     };
     for e in opening {
         lp.emit(e)?;
@@ -386,9 +403,14 @@ async fn drive(
             parallel_phase = phase_parallel;
             shared.locks.set_parallel_phase(phase_parallel == Some(true)).map_err(|e| EngineError::Locks(e.to_string()))?;
         }
-        // Dispatch.
-        let active = machine.active().len();
-        for i in machine.ready().into_iter().take(max_agents.saturating_sub(active)) {
+        // Dispatch. Every running pipeline holds an active task, so with all slots taken there is
+        // nothing to do, and the O(tasks) scans of the machine are skipped.
+        let active = if running.len() >= max_agents { max_agents } else { machine.active().len() };
+        let ready = if active < max_agents { machine.ready() } else { Vec::new() };
+        if !ready.is_empty() {
+            lp.commit()?;
+        }
+        for i in ready.into_iter().take(max_agents.saturating_sub(active)) {
             let events = machine.set_status(i, TaskStatus::InProgress).map_err(|e| EngineError::Internal(e.to_string()))?;
             let task = plan.tasks[i].clone();
             lp.emit(Event::Status { task: task.id.clone(), status: TaskStatus::InProgress })?;
@@ -410,6 +432,10 @@ async fn drive(
             }
             Some(msg) = rx.recv() => {
                 apply(&mut lp, &mut machine, &plan, msg, &sealed)?;
+                // Take the whole burst before going round: one commit covers it.
+                while let Ok(msg) = rx.try_recv() {
+                    apply(&mut lp, &mut machine, &plan, msg, &sealed)?;
+                }
             }
             Some(end) = running.join_next() => {
                 while let Ok(msg) = rx.try_recv() {
@@ -471,15 +497,34 @@ fn finish_task(lp: &mut Loop, machine: &mut PhaseMachine, plan: &Plan, end: Task
     let output = lp.outputs.remove(&end.index).unwrap_or_default();
     logs::task_log(&lp.state_dir, &lp.view, &plan.tasks[end.index], &output);
     // A parallel group is done when all of its tasks have ended: checkpoint it.
-    if let Some(g) = sealed.group_of(end.index) {
-        let members: Vec<usize> = (0..plan.tasks.len()).filter(|&i| sealed.group_of(i) == Some(g)).collect();
-        if members.iter().all(|&i| machine.status(i).is_terminal())
+    if let Some(g) = sealed.group_of(end.index)
+        && let Some((members, ended)) = lp.groups.get_mut(g)
+    {
+        // Resume the scan where the last one stopped: O(tasks) over the whole run.
+        while members.get(*ended).is_some_and(|&i| machine.status(i).is_terminal()) {
+            *ended += 1;
+        }
+        if *ended == members.len()
             && let Some(group) = sealed.graph().execution_strategy.parallel_groups.get(g)
         {
             logs::checkpoint_group(&lp.state_dir, &lp.view, group, g + 1);
         }
     }
     Ok(())
+}
+
+/// The members of each parallel group, none of them known to have ended yet.
+fn group_members(sealed: &SealedPlan, tasks: usize) -> Vec<(Vec<usize>, usize)> {
+    let mut groups: Vec<(Vec<usize>, usize)> = Vec::new();
+    for i in 0..tasks {
+        if let Some(g) = sealed.group_of(i) {
+            if groups.len() <= g {
+                groups.resize_with(g + 1, Default::default);
+            }
+            groups[g].0.push(i);
+        }
+    }
+    groups
 }
 
 /// Brings a replayed machine in line with the journal and git before continuing.
@@ -655,7 +700,7 @@ async fn attempt_once(
             (shared.repo.clone(), None)
         }
     };
-    let base_commit = git::rev_parse(&shared.repo, &shared.base).await.map_err(|e| AttemptError::retry(e.to_string()))?;
+    let base_commit = resolve_commit(&shared.repo, &shared.base).await.map_err(|e| AttemptError::retry(e.to_string()))?;
 
     if !merge_only {
         let agent =
@@ -749,7 +794,7 @@ async fn attempt_once(
 
     // Merge queue: one merge at a time into the base.
     let Some(branch) = branch else {
-        let head = git::rev_parse(&shared.repo, "HEAD").await.unwrap_or_default();
+        let head = resolve_commit(&shared.repo, "HEAD").await.unwrap_or_default();
         send(Msg::Event(Event::Merged { task: task.id.clone(), commit: head, files: Vec::new() }));
         return Ok(TaskStatus::Merged);
     };
@@ -774,6 +819,73 @@ async fn attempt_once(
     }
 }
 
+/// The commit `rev` (`HEAD` or a branch name) names. Two of these per task were two `git`
+/// processes, most of the cost of a short task without a worktree; the plain case — a `.git`
+/// directory with files for refs — is read directly, and anything else asks git.
+async fn resolve_commit(repo: &Path, rev: &str) -> Result<String, EngineError> {
+    match read_ref(repo, rev) {
+        Some(commit) => Ok(commit),
+        None => git::rev_parse(repo, rev).await,
+    }
+}
+
+/// `rev` read from the ref files, or `None` where git's own lookup could differ: a gitfile
+/// (linked worktree), a symbolic or unusual ref, a name a tag or another ref could also match,
+/// or a ref backend other than files.
+fn read_ref(repo: &Path, rev: &str) -> Option<String> {
+    let git_dir = repo.join(".git");
+    if !git_dir.is_dir() {
+        return None;
+    }
+    let packed = || std::fs::read_to_string(git_dir.join("packed-refs")).ok();
+    let name = if rev == "HEAD" {
+        let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
+        let head = head.trim_end();
+        match head.strip_prefix("ref: ") {
+            Some(r) => r.to_owned(),
+            None => return is_oid(head).then(|| head.to_owned()),
+        }
+    } else {
+        // git tries `<rev>`, `refs/<rev>` and `refs/tags/<rev>` before `refs/heads/<rev>`.
+        if rev.is_empty()
+            || rev.starts_with('-')
+            || rev.contains(['^', '~', ':', '@', '\\'])
+            || rev.split('/').any(|p| p.is_empty() || p == "." || p == "..")
+        {
+            return None;
+        }
+        let shadows = [rev.to_owned(), format!("refs/{rev}"), format!("refs/tags/{rev}")];
+        if shadows.iter().any(|r| git_dir.join(r).exists()) {
+            return None;
+        }
+        if let Some(p) = packed()
+            && p.lines().any(|l| l.split_once(' ').is_some_and(|(_, r)| shadows[1..].iter().any(|s| s == r)))
+        {
+            return None;
+        }
+        format!("refs/heads/{rev}")
+    };
+    if !name.starts_with("refs/heads/") {
+        return None;
+    }
+    match std::fs::read_to_string(git_dir.join(&name)) {
+        Ok(text) => {
+            let text = text.trim_end();
+            return is_oid(text).then(|| text.to_owned());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(_) => return None,
+    }
+    packed()?.lines().find_map(|l| {
+        let (oid, r) = l.split_once(' ')?;
+        (r == name && is_oid(oid)).then(|| oid.to_owned())
+    })
+}
+
+fn is_oid(s: &str) -> bool {
+    (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or_default()
 }
@@ -781,4 +893,71 @@ fn first_line(s: &str) -> &str {
 /// The state dir's journal path.
 pub fn journal_path(state_dir: &Path) -> PathBuf {
     state_dir.join(files::JOURNAL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn commit(dir: &Path, msg: &str) -> String {
+        git(dir, &["commit", "-q", "--allow-empty", "-m", msg]);
+        git(dir, &["rev-parse", "HEAD"])
+    }
+
+    #[test]
+    fn reads_refs_like_git_and_defers_to_git_when_unsure() {
+        let tmp = tempfile::tempdir().expect("temp");
+        let repo = tmp.path();
+        git(repo, &["init", "-q"]);
+        let first = commit(repo, "one");
+        assert_eq!(read_ref(repo, "HEAD").as_deref(), Some(first.as_str()));
+        assert_eq!(read_ref(repo, "main").as_deref(), Some(first.as_str()));
+        git(repo, &["branch", "feature/x"]);
+        assert_eq!(read_ref(repo, "feature/x").as_deref(), Some(first.as_str()));
+        // Packed refs.
+        git(repo, &["pack-refs", "--all"]);
+        let second = commit(repo, "two");
+        assert_eq!(read_ref(repo, "main").as_deref(), Some(second.as_str()));
+        assert_eq!(read_ref(repo, "feature/x").as_deref(), Some(first.as_str()), "from packed-refs");
+        // Unknown, odd or ambiguous names: git decides.
+        assert_eq!(read_ref(repo, "nope"), None);
+        assert_eq!(read_ref(repo, "main~1"), None);
+        assert_eq!(read_ref(repo, &first), None);
+        git(repo, &["tag", "feature/x", "main"]);
+        assert_eq!(read_ref(repo, "feature/x"), None, "a tag of the same name wins in git");
+        // Detached HEAD.
+        git(repo, &["checkout", "-q", "--detach", &first]);
+        assert_eq!(read_ref(repo, "HEAD").as_deref(), Some(first.as_str()));
+        // A linked worktree has a gitfile.
+        let wt = tmp.path().join("wt");
+        git(repo, &["worktree", "add", "-q", wt.to_str().expect("utf-8"), "main"]);
+        assert_eq!(read_ref(&wt, "HEAD"), None);
+    }
+
+    #[test]
+    fn resolve_commit_agrees_with_git_rev_parse() {
+        let tmp = tempfile::tempdir().expect("temp");
+        let repo = tmp.path();
+        git(repo, &["init", "-q"]);
+        commit(repo, "one");
+        git(repo, &["tag", "v1"]);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        for rev in ["HEAD", "main", "v1"] {
+            let fast = rt.block_on(resolve_commit(repo, rev)).expect("resolves");
+            let slow = rt.block_on(git::rev_parse(repo, rev)).expect("git resolves");
+            assert_eq!(fast, slow, "{rev}");
+        }
+        assert!(rt.block_on(resolve_commit(repo, "missing")).is_err());
+    }
 }

@@ -6,6 +6,11 @@
 //! asked to `flush`: the engine flushes after a burst of events (at most every
 //! `interval`), at every synchronization point, and at the end. The journal, not these
 //! files, is what a resume trusts.
+//!
+//! `BOUNDARIES.json` is the exception to "every flush": each task's `cannot_modify` lists the
+//! other writers of its phase, so the file grows with the square of the tasks, and its only
+//! moving part is each boundary's status. It is rewritten at forced flushes only — the start,
+//! every synchronization point, the end — where the statuses of a whole phase settle.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -48,19 +53,24 @@ impl Snapshotter {
         self.writes
     }
 
+    /// Whether [`flush`](Self::flush) would write now.
+    pub fn due(&self, force: bool) -> bool {
+        self.dirty && (force || self.last.is_none_or(|l| l.elapsed() >= self.interval))
+    }
+
     /// Writes if dirty and the interval has passed (or `force`).
     pub fn flush(&mut self, view: &RunView, plan: &Plan, force: bool) -> std::io::Result<bool> {
-        if !self.dirty || (!force && self.last.is_some_and(|l| l.elapsed() < self.interval)) {
+        if !self.due(force) {
             return Ok(false);
         }
-        self.write(view, plan)?;
+        self.write(view, plan, force)?;
         self.dirty = false;
         self.last = Some(Instant::now());
         self.writes += 1;
         Ok(true)
     }
 
-    fn write(&mut self, view: &RunView, plan: &Plan) -> std::io::Result<()> {
+    fn write(&mut self, view: &RunView, plan: &Plan, force: bool) -> std::io::Result<()> {
         let workflow = WorkflowState {
             current_phase: view.current_phase,
             completed_phases: view.completed_phases.clone(),
@@ -96,7 +106,7 @@ impl Snapshotter {
                 .collect(),
         };
         write_json_atomic(&self.dir.join(files::PARALLEL_STATUS), &status)?;
-        if let Some(b) = &mut self.boundaries {
+        if let Some(b) = self.boundaries.as_mut().filter(|_| force) {
             for (id, boundary) in b.0.iter_mut() {
                 boundary.status = match view.tasks.get(id).map(|t| t.status) {
                     Some(fugue_core::TaskStatus::Merged) => BoundaryStatus::Released,
@@ -107,5 +117,52 @@ impl Snapshotter {
             write_json_atomic(&self.dir.join(files::BOUNDARIES), b)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fugue_core::state::{BoundaryStatus, TaskBoundary};
+
+    fn plan() -> Plan {
+        serde_json::from_value(serde_json::json!({
+            "version": 1,
+            "agents": { "a": { "command": ["true"] } },
+            "tasks": [{ "id": "t", "agent": "a", "modifies": ["src/**"] }],
+        }))
+        .expect("plan")
+    }
+
+    #[test]
+    fn boundaries_are_rewritten_at_forced_flushes_only() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut b = BoundariesFile::default();
+        b.0.insert(
+            fugue_core::TaskId::new("t").expect("id"),
+            TaskBoundary {
+                dependencies: vec![],
+                can_modify: vec![],
+                cannot_modify: vec![],
+                parallel_safe: true,
+                status: BoundaryStatus::Active,
+            },
+        );
+        let mut snap = Snapshotter::new(dir.path(), Duration::ZERO).with_boundaries(b);
+        let (view, plan) = (RunView::default(), plan());
+        assert!(snap.due(false));
+        assert!(snap.flush(&view, &plan, true).expect("flush"));
+        let path = dir.path().join(files::BOUNDARIES);
+        assert!(path.exists());
+        std::fs::remove_file(&path).expect("rm");
+        snap.touch();
+        assert!(snap.flush(&view, &plan, false).expect("flush"));
+        assert!(dir.path().join(files::PARALLEL_STATUS).exists());
+        assert!(!path.exists(), "an interval flush leaves BOUNDARIES.json alone");
+        assert!(!snap.due(false), "nothing changed since");
+        snap.touch();
+        assert!(snap.flush(&view, &plan, true).expect("flush"));
+        assert!(path.exists());
+        assert_eq!(snap.writes(), 3);
     }
 }

@@ -224,17 +224,9 @@ pub fn validate(view: &RunView, graph: &DependencyGraph) -> Validation {
 mod tests {
     use super::*;
     use crate::events::Event;
-    use crate::journal::Record;
     use fugue_core::state::{EdgeRecord, Estimate, ExecutionStrategy, GraphTask, Strategy};
 
-    fn id(s: &str) -> TaskId {
-        TaskId::new(s).expect("id")
-    }
-
-    fn rec(seq: u64, ms: u64, event: Event) -> Record {
-        let ts = fugue_core::time::rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_000 + ms));
-        Record { seq, ts, event }
-    }
+    use crate::test_support::{id, rec};
 
     fn graph(reason: EdgeReason) -> DependencyGraph {
         let task = |t: &str, dir: &str| GraphTask {

@@ -47,7 +47,8 @@ pub struct TaskView {
     pub merge_commit: Option<String>,
     /// Conflicting files of a failed merge.
     pub conflict_files: Vec<String>,
-    /// Busy intervals: from attempt start to QA verdict or failure.
+    /// Busy intervals: from an attempt's start to the task's end (merged, failed, conflicted)
+    /// or the attempt's failure — the whole pipeline: agent, QA iterations, merge.
     pub busy: Vec<Span>,
     /// When the task's merge happened (ms).
     pub merged_at: Option<u64>,
@@ -174,11 +175,6 @@ impl RunView {
                 let t = self.tasks.entry(task.clone()).or_default();
                 t.iterations = *iteration + u32::from(*verdict == QaVerdict::TaskRejected);
                 t.qa.clone_from(reports);
-                if *verdict == QaVerdict::TaskApproved
-                    && let Some(start) = t.open.take()
-                {
-                    t.busy.push(Span { start, end: ms });
-                }
             }
             Event::Merged { task, commit, files } => {
                 let t = self.tasks.entry(task.clone()).or_default();

@@ -31,7 +31,7 @@ pub struct TaskBoundary {
     pub dependencies: Vec<String>,
     /// Its `modifies`.
     pub can_modify: Vec<Pattern>,
-    /// Common paths and other tasks' writes in its phase.
+    /// Common paths, and the writes of other tasks of its phase that overlap its scope.
     pub cannot_modify: Vec<Pattern>,
     /// True when nothing in its phase conflicts with it.
     pub parallel_safe: bool,

@@ -1,0 +1,437 @@
+//! Side-by-side benchmarks of the engine against its peers (issue 9).
+//!
+//! Three measurements, each built from a fixed seed and run in one process, alternating the
+//! contenders round by round so that machine noise hits them alike:
+//!
+//! 1. orchestration overhead: N no-op tasks (`true`, `isolation: none`, 8 agents) by fugue
+//!    (journal fsynced, and not), GNU `parallel -j8` and `make -j8`; per-task overhead is
+//!    wall / N (the ideal time of N no-ops is zero);
+//! 2. schedule quality: one random DAG of `sleep` tasks on 4 agents by fugue, `make -j4` on a
+//!    Makefile of the same DAG, and the planner's parallel groups run one after another with a
+//!    barrier; makespan over the lower bound max(critical path, work / agents);
+//! 3. peak memory: the high-water RSS of a child process that runs one fugue run.
+//!
+//! Tables go to stdout as markdown. `FUGUE_BENCH_SMOKE=1` shrinks every workload to a few tasks
+//! so that CI checks the harness, not the timings. A peer that is not installed is skipped with
+//! a note on how to install it.
+
+#![expect(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used, reason = "a benchmark reports on stdout and may panic")]
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fugue_core::Plan;
+use fugue_core::load::{LoadOptions, load_str};
+use fugue_engine::{RunOptions, RunOutcome};
+use serde_json::json;
+
+const CHILD_ENV: &str = "FUGUE_BENCH_RSS_CHILD";
+
+fn main() {
+    if let Ok(n) = std::env::var(CHILD_ENV) {
+        rss_child(n.parse().expect("task count"));
+        return;
+    }
+    let smoke = std::env::var("FUGUE_BENCH_SMOKE").is_ok_and(|v| v == "1");
+    let only = std::env::var("FUGUE_BENCH_ONLY").unwrap_or_default();
+    let mut out = String::new();
+    if only.is_empty() || only.contains("overhead") {
+        out.push_str(&overhead(smoke));
+    }
+    if only.is_empty() || only.contains("schedule") {
+        out.push_str(&schedule(smoke));
+    }
+    if only.is_empty() || only.contains("memory") {
+        out.push_str(&memory(smoke));
+    }
+    println!("{out}");
+}
+
+// ---------------------------------------------------------------- helpers
+
+struct Repo {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .args(["-c", "user.name=b", "-c", "user.email=b@b", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .status()
+        .expect("git runs")
+        .success();
+    assert!(ok, "git {args:?} failed");
+}
+
+fn repo() -> Repo {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("repo");
+    std::fs::create_dir_all(&path).expect("mkdir");
+    git(&path, &["init", "-q"]);
+    std::fs::write(path.join("README.md"), "bench\n").expect("write");
+    std::fs::write(path.join(".gitignore"), ".claude/\n").expect("write");
+    git(&path, &["add", "-A"]);
+    git(&path, &["commit", "-qm", "init"]);
+    Repo { _dir: dir, path }
+}
+
+fn load(doc: &serde_json::Value) -> Plan {
+    let text = serde_json::to_string(doc).expect("json");
+    match load_str("bench.json", &text, &LoadOptions::default()) {
+        Ok(l) => l.plan,
+        Err(e) => panic!("the bench plan does not load: {e:?}"),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime")
+}
+
+/// Runs `plan` in a fresh state dir of `repo`; returns the wall time.
+fn run_fugue(rt: &tokio::runtime::Runtime, repo: &Path, plan: Plan, fsync: bool) -> Duration {
+    let state = tempfile::tempdir_in(repo).expect("state dir");
+    let mut opts = RunOptions::new(repo, state.path().join(".claude"));
+    opts.fsync = fsync;
+    let started = Instant::now();
+    let summary = rt.block_on(fugue_engine::run(plan, opts)).expect("the run starts");
+    let took = started.elapsed();
+    assert_eq!(summary.outcome, RunOutcome::Success, "the bench run failed");
+    took
+}
+
+fn installed(tool: &str) -> bool {
+    Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+fn run_shell(cmd: &mut Command) -> Duration {
+    let started = Instant::now();
+    let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output().expect("peer runs");
+    let took = started.elapsed();
+    assert!(out.status.success(), "peer failed: {}", String::from_utf8_lossy(&out.stderr));
+    took
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// A small deterministic generator (64-bit LCG, top bits), so workloads are the same everywhere.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+// ---------------------------------------------------------------- 1. overhead
+
+fn noop_plan(n: usize) -> Plan {
+    let tasks: Vec<_> = (0..n).map(|i| json!({ "id": format!("t{i}"), "agent": "noop", "modifies": [format!("out/t{i}")] })).collect();
+    load(&json!({
+        "version": 1,
+        "base": "main",
+        "isolation": "none",
+        "parallelization": { "max_agents": 8 },
+        "agents": { "noop": { "command": ["true"] } },
+        "gates": { "review": false },
+        "tasks": tasks,
+    }))
+}
+
+fn overhead(smoke: bool) -> String {
+    let sizes: &[(usize, usize)] = if smoke { &[(5, 1), (10, 1)] } else { &[(100, 5), (1_000, 3), (10_000, 1)] };
+    // `FUGUE_BENCH_MAX_N` caps the sizes (for profiling a change quickly).
+    let max_n: usize = std::env::var("FUGUE_BENCH_MAX_N").ok().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
+    let sizes: Vec<(usize, usize)> = sizes.iter().copied().filter(|&(n, _)| n <= max_n).collect();
+    // Above this many tasks fugue runs only once, in the memory child (part 3), with a time limit:
+    // its BOUNDARIES.json is quadratic in the tasks (see BENCHMARKS.md).
+    let fugue_max: usize = std::env::var("FUGUE_BENCH_FUGUE_MAX_N").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
+    let rt = runtime();
+    let repo = repo();
+    let have_parallel = installed("parallel");
+    let have_make = installed("make");
+    let mut s = String::new();
+    writeln!(s, "### Orchestration overhead: N no-op tasks (`true`), 8 at a time\n").unwrap();
+    writeln!(s, "Per-task overhead = wall / N in ms (the ideal wall time of N no-ops is 0); median (best) of the rounds.\n").unwrap();
+    writeln!(s, "| N | rounds | fugue (fsync) | fugue (`fsync: false`) | GNU `parallel -j8` | `make -j8` |").unwrap();
+    writeln!(s, "|---:|---:|---:|---:|---:|---:|").unwrap();
+    for (n, rounds) in sizes {
+        let work = tempfile::tempdir().expect("temp");
+        let cmds = work.path().join("cmds.txt");
+        std::fs::write(&cmds, "true\n".repeat(n)).expect("write");
+        let makefile = work.path().join("Makefile");
+        let names: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+        let mut mk = format!(".PHONY: all {}\nall: {}\n", names.join(" "), names.join(" "));
+        for name in &names {
+            writeln!(mk, "{name}:\n\t@true").unwrap();
+        }
+        std::fs::write(&makefile, mk).expect("write");
+        let plan = if n <= fugue_max { noop_plan(n) } else { noop_plan(1) };
+        let mut times: [Vec<f64>; 4] = Default::default();
+        for round in 0..rounds {
+            // Rotate who goes first so drift and warm caches favour nobody.
+            for k in 0..4 {
+                let which = (k + round) % 4;
+                let took = match which {
+                    0 if n <= fugue_max => Some(run_fugue(&rt, &repo.path, plan.clone(), true)),
+                    1 if n <= fugue_max => Some(run_fugue(&rt, &repo.path, plan.clone(), false)),
+                    2 if have_parallel => Some(run_shell(
+                        Command::new("parallel").args(["-j8", "--will-cite"]).stdin(std::fs::File::open(&cmds).expect("open")),
+                    )),
+                    3 if have_make => Some(run_shell(Command::new("make").args(["-j8", "-s", "-f"]).arg(&makefile))),
+                    _ => None,
+                };
+                if let Some(t) = took {
+                    times[which].push(secs(t) * 1000.0 / n as f64);
+                }
+            }
+        }
+        let cell = |v: &mut Vec<f64>| {
+            if v.is_empty() {
+                "—".to_owned()
+            } else {
+                let best = v.iter().copied().fold(f64::INFINITY, f64::min);
+                format!("{:.3} ({:.3})", median(v), best)
+            }
+        };
+        let [a, b, c, d] = &mut times;
+        writeln!(s, "| {n} | {rounds} | {} | {} | {} | {} |", cell(a), cell(b), cell(c), cell(d)).unwrap();
+    }
+    writeln!(s, "\n— : not run. Above {fugue_max} tasks fugue runs once, in the memory measurement below (its wall time is there).")
+        .unwrap();
+    if !have_parallel {
+        writeln!(s, "\nGNU parallel is not installed: skipped (install it with `apt-get install parallel`).").unwrap();
+    }
+    if !have_make {
+        writeln!(s, "\nmake is not installed: skipped (install it with `apt-get install make`).").unwrap();
+    }
+    s.push('\n');
+    s
+}
+
+// ---------------------------------------------------------------- 2. schedule quality
+
+struct Dag {
+    /// Durations in ms.
+    dur: Vec<u64>,
+    deps: Vec<Vec<usize>>,
+}
+
+fn random_dag(n: usize, min_ms: u64, max_ms: u64, seed: u64) -> Dag {
+    let mut rng = Rng(seed);
+    let mut dur = Vec::with_capacity(n);
+    let mut deps = Vec::with_capacity(n);
+    for i in 0..n {
+        dur.push(min_ms + rng.below(max_ms - min_ms + 1));
+        let mut d: Vec<usize> = Vec::new();
+        if i > 0 {
+            // Up to three dependencies on the 25 tasks before: a layered, fairly wide DAG.
+            for _ in 0..rng.below(4) {
+                let lo = i.saturating_sub(25) as u64;
+                let j = (lo + rng.below(i as u64 - lo)) as usize;
+                if !d.contains(&j) {
+                    d.push(j);
+                }
+            }
+        }
+        d.sort_unstable();
+        deps.push(d);
+    }
+    Dag { dur, deps }
+}
+
+impl Dag {
+    fn critical_path(&self) -> u64 {
+        let mut finish = vec![0u64; self.dur.len()];
+        for i in 0..self.dur.len() {
+            finish[i] = self.deps[i].iter().map(|&j| finish[j]).max().unwrap_or(0) + self.dur[i];
+        }
+        finish.into_iter().max().unwrap_or(0)
+    }
+
+    fn plan(&self, agents: usize) -> Plan {
+        let tasks: Vec<_> = (0..self.dur.len())
+            .map(|i| {
+                json!({
+                    "id": format!("t{i}"),
+                    "agent": "sleep",
+                    "prompt": format!("{:.3}", self.dur[i] as f64 / 1000.0),
+                    "estimate": format!("{}ms", self.dur[i]),
+                    "modifies": [format!("out/t{i}")],
+                    "depends_on": self.deps[i].iter().map(|j| format!("t{j}")).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        load(&json!({
+            "version": 1,
+            "base": "main",
+            "isolation": "none",
+            "parallelization": { "max_agents": agents },
+            "agents": { "sleep": { "command": ["sleep", "{prompt}"] } },
+            "gates": { "review": false },
+            "tasks": tasks,
+        }))
+    }
+
+    fn makefile(&self) -> String {
+        let names: Vec<String> = (0..self.dur.len()).map(|i| format!("t{i}")).collect();
+        let mut mk = format!(".PHONY: all {}\nall: {}\n", names.join(" "), names.join(" "));
+        for i in 0..self.dur.len() {
+            let deps: Vec<String> = self.deps[i].iter().map(|j| format!("t{j}")).collect();
+            writeln!(mk, "t{i}: {}\n\t@sleep {:.3}", deps.join(" "), self.dur[i] as f64 / 1000.0).unwrap();
+        }
+        mk
+    }
+}
+
+/// Runs each parallel group with `agents` workers, waiting for the whole group before the next.
+fn run_barrier(groups: &[Vec<usize>], dag: &Dag, agents: usize) -> Duration {
+    let started = Instant::now();
+    for group in groups {
+        let queue = Arc::new(Mutex::new(group.clone()));
+        let workers: Vec<_> = (0..agents)
+            .map(|_| {
+                let queue = Arc::clone(&queue);
+                let dur = dag.dur.clone();
+                std::thread::spawn(move || {
+                    loop {
+                        let Some(i) = queue.lock().expect("queue").pop() else { break };
+                        let ok = Command::new("sleep").arg(format!("{:.3}", dur[i] as f64 / 1000.0)).status().expect("sleep").success();
+                        assert!(ok);
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("worker");
+        }
+    }
+    started.elapsed()
+}
+
+fn schedule(smoke: bool) -> String {
+    let (n, min_ms, max_ms, agents, rounds) = if smoke { (12, 1, 5, 4, 1) } else { (200, 20, 200, 4, 2) };
+    let dag = random_dag(n, min_ms, max_ms, 9);
+    let work: u64 = dag.dur.iter().sum();
+    let cp = dag.critical_path();
+    let lb = cp.max(work.div_ceil(agents as u64));
+    let plan = dag.plan(agents);
+    let sealed = fugue_engine::planner::DefaultPlanner::new().plan_sealed(&plan).expect("plans");
+    let index: std::collections::HashMap<String, usize> = plan.tasks.iter().enumerate().map(|(i, t)| (t.id.to_string(), i)).collect();
+    let groups: Vec<Vec<usize>> = sealed
+        .graph()
+        .execution_strategy
+        .parallel_groups
+        .iter()
+        .map(|g| g.tasks.iter().map(|t| index[&t.id.to_string()]).collect())
+        .collect();
+    let tmp = tempfile::tempdir().expect("temp");
+    let makefile = tmp.path().join("Makefile");
+    std::fs::write(&makefile, dag.makefile()).expect("write");
+    let have_make = installed("make");
+    let rt = runtime();
+    let repo = repo();
+    let mut times: [Vec<f64>; 3] = Default::default();
+    for round in 0..rounds {
+        for k in 0..3 {
+            let which = (k + round) % 3;
+            let took = match which {
+                0 => Some(run_fugue(&rt, &repo.path, plan.clone(), true)),
+                1 if have_make => Some(run_shell(Command::new("make").arg(format!("-j{agents}")).args(["-s", "-f"]).arg(&makefile))),
+                2 => Some(run_barrier(&groups, &dag, agents)),
+                _ => None,
+            };
+            if let Some(t) = took {
+                times[which].push(secs(t) * 1000.0);
+            }
+        }
+    }
+    let mut s = String::new();
+    writeln!(s, "### Schedule quality: a random DAG on {agents} agents\n").unwrap();
+    writeln!(
+        s,
+        "{n} tasks (seed 9, up to 3 dependencies each on the 25 tasks before), `sleep` of {min_ms}–{max_ms} ms each: \
+         work {work} ms, critical path {cp} ms, {} parallel groups; LB = max(critical path, work / {agents}) = {lb} ms. \
+         Median (best) of {rounds} round(s).\n",
+        groups.len()
+    )
+    .unwrap();
+    writeln!(s, "| contender | makespan | makespan / LB |").unwrap();
+    writeln!(s, "|---|---:|---:|").unwrap();
+    let names = ["fugue (fsync)", &format!("`make -j{agents}`"), "parallel groups with a barrier"];
+    for (name, v) in names.iter().zip(times.iter_mut()) {
+        if v.is_empty() {
+            writeln!(s, "| {name} | skipped (`apt-get install make`) | |").unwrap();
+            continue;
+        }
+        let best = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let m = median(v);
+        writeln!(s, "| {name} | {m:.0} ms ({best:.0}) | {:.3} ({:.3}) |", m / lb as f64, best / lb as f64).unwrap();
+    }
+    s.push('\n');
+    s
+}
+
+// ---------------------------------------------------------------- 3. memory
+
+fn rss_child(n: usize) {
+    let rt = runtime();
+    let repo = repo();
+    let took = run_fugue(&rt, &repo.path, noop_plan(n), true);
+    let status = std::fs::read_to_string("/proc/self/status").expect("proc status");
+    let hwm = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).unwrap_or("0");
+    println!("{hwm} {}", took.as_millis());
+}
+
+fn memory(smoke: bool) -> String {
+    let sizes: &[usize] = if smoke { &[10] } else { &[100, 1_000, 2_000, 10_000] };
+    let limit = Duration::from_secs(std::env::var("FUGUE_BENCH_TIMEOUT_S").ok().and_then(|v| v.parse().ok()).unwrap_or(300));
+    let exe = std::env::current_exe().expect("own path");
+    let mut s = String::new();
+    writeln!(s, "### Peak memory of one run (VmHWM of a child process running it)\n").unwrap();
+    writeln!(s, "| N no-op tasks | peak RSS | wall (ms per task) |").unwrap();
+    writeln!(s, "|---:|---:|---:|").unwrap();
+    for &n in sizes {
+        let mut child = Command::new(&exe).env(CHILD_ENV, n.to_string()).stdout(Stdio::piped()).spawn().expect("child runs");
+        let started = Instant::now();
+        while child.try_wait().expect("wait").is_none() && started.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if child.try_wait().expect("wait").is_none() {
+            // /proc/<pid>/status still has the high-water mark before the kill.
+            let hwm = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+            let kb: f64 =
+                hwm.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0.0);
+            child.kill().expect("kill the child");
+            let _ = child.wait();
+            writeln!(s, "| {n} | ≥ {:.1} MB (so far) | did not finish in {} s |", kb / 1024.0, limit.as_secs()).unwrap();
+            continue;
+        }
+        let out = child.wait_with_output().expect("child output");
+        assert!(out.status.success(), "the memory child failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut it = text.split_whitespace();
+        let kb: f64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        let ms: f64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        writeln!(s, "| {n} | {:.1} MB | {:.1} s ({:.2}) |", kb / 1024.0, ms / 1000.0, ms / n as f64).unwrap();
+    }
+    s.push('\n');
+    s
+}
