@@ -75,7 +75,7 @@ pub(crate) fn task_log(state_dir: &Path, view: &RunView, task: &TaskSpec, output
         let _ = writeln!(s, "## Agent Output\n```text\n{}\n```", output.trim_end());
     }
     let path = state_dir.join("logs").join(format!("{}-{}.md", task.id, stamp()));
-    let _ = fugue_core::state::write_atomic(&path, s.as_bytes());
+    let _ = fugue_core::state::write_snapshot(&path, s.as_bytes());
 }
 
 /// Writes the checkpoint of a completed phase.
@@ -91,7 +91,7 @@ pub(crate) fn checkpoint_phase(state_dir: &Path, view: &RunView, plan: &Plan, ph
     let next: Vec<&str> = plan.tasks.iter().filter(|t| t.phase > phase).map(|t| t.id.as_str()).collect();
     let _ = writeln!(s, "\nNext: {}", if next.is_empty() { "nothing — the run is complete".to_owned() } else { next.join(", ") });
     let path = state_dir.join("auto-memory").join(format!("phase-{}-{phase}-summary.md", phase.order()));
-    let _ = fugue_core::state::write_atomic(&path, s.as_bytes());
+    let _ = fugue_core::state::write_snapshot(&path, s.as_bytes());
 }
 
 /// Writes the checkpoint of a finished parallel group (`parallel-group-N-summary.md`, as the
@@ -106,14 +106,14 @@ pub(crate) fn checkpoint_group(state_dir: &Path, view: &RunView, group: &fugue_c
         let _ = writeln!(s, "| {} | {} | {} | {} |", t.id, v.status, v.attempts, v.files.len());
     }
     let path = state_dir.join("auto-memory").join(format!("parallel-group-{number}-summary.md"));
-    let _ = fugue_core::state::write_atomic(&path, s.as_bytes());
+    let _ = fugue_core::state::write_snapshot(&path, s.as_bytes());
 }
 
 /// Writes the final report next to the task logs.
 pub(crate) fn report_file(state_dir: &Path, view: &RunView, graph: &DependencyGraph) {
     let report = crate::report::build(view, Some(graph));
     let path = state_dir.join("logs").join(format!("report-{}.md", view.execution_id));
-    let _ = fugue_core::state::write_atomic(&path, report.to_markdown().as_bytes());
+    let _ = fugue_core::state::write_snapshot(&path, report.to_markdown().as_bytes());
 }
 
 fn ms(v: u64) -> String {

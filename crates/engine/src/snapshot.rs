@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use fugue_core::Plan;
-use fugue_core::state::{BoundariesFile, BoundaryStatus, ParallelStatus, TaskEntry, WorkflowState, files, write_json_atomic};
+use fugue_core::state::{BoundariesFile, BoundaryStatus, ParallelStatus, TaskEntry, WorkflowState, files, write_json_snapshot};
 
 use crate::view::RunView;
 
@@ -78,7 +78,7 @@ impl Snapshotter {
             execution_id: Some(view.execution_id.clone()),
             updated: Some(fugue_core::time::now()),
         };
-        write_json_atomic(&self.dir.join(files::WORKFLOW_STATE), &workflow)?;
+        write_json_snapshot(&self.dir.join(files::WORKFLOW_STATE), &workflow)?;
         let status = ParallelStatus {
             execution_id: view.execution_id.clone(),
             phase: view.current_phase,
@@ -105,7 +105,7 @@ impl Snapshotter {
                 })
                 .collect(),
         };
-        write_json_atomic(&self.dir.join(files::PARALLEL_STATUS), &status)?;
+        write_json_snapshot(&self.dir.join(files::PARALLEL_STATUS), &status)?;
         if let Some(b) = self.boundaries.as_mut().filter(|_| force) {
             for (id, boundary) in b.0.iter_mut() {
                 boundary.status = match view.tasks.get(id).map(|t| t.status) {
@@ -114,7 +114,7 @@ impl Snapshotter {
                     _ => BoundaryStatus::Active,
                 };
             }
-            write_json_atomic(&self.dir.join(files::BOUNDARIES), b)?;
+            write_json_snapshot(&self.dir.join(files::BOUNDARIES), b)?;
         }
         Ok(())
     }

@@ -14,7 +14,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use fugue_core::state::{LockMode, LockRecord, ResourceLocks, files, write_json_atomic};
+use fugue_core::state::{LockMode, LockRecord, ResourceLocks, files, write_json_snapshot};
 
 use crate::error::LockError;
 use crate::process::pid_alive;
@@ -67,7 +67,7 @@ impl LockStore for FileStore {
     }
 
     fn save(&mut self, locks: &ResourceLocks) -> Result<(), LockError> {
-        write_json_atomic(&self.path, locks).map_err(|source| LockError::Write { path: self.path.clone(), source })
+        write_json_snapshot(&self.path, locks).map_err(|source| LockError::Write { path: self.path.clone(), source })
     }
 
     fn location(&self) -> PathBuf {

@@ -48,6 +48,24 @@ pub const DEFAULT_STATE_DIR: &str = ".claude";
 /// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename.
 /// A reader sees the old or the new content, never a torn file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_replacing(path, bytes, true)
+}
+
+/// Like [`write_atomic`] but without the fsync: for snapshots derived from the journal (and
+/// logs), which a crash may leave one write behind but never torn. The journal is what must
+/// reach the disk; fsyncing every snapshot as well cost a fifth of the dispatch loop.
+pub fn write_snapshot(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_replacing(path, bytes, false)
+}
+
+/// [`write_snapshot`] of pretty JSON with a trailing newline.
+pub fn write_json_snapshot<T: serde::Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    write_snapshot(path, &bytes)
+}
+
+fn write_replacing(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -55,7 +73,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
@@ -85,6 +105,9 @@ mod tests {
         assert_eq!(text, "{\n  \"b\": 2\n}\n");
         let leftovers = std::fs::read_dir(path.parent().expect("parent")).expect("dir").count();
         assert_eq!(leftovers, 1, "no temp files left behind");
+        write_json_snapshot(&path, &serde_json::json!({"c": 3})).expect("snapshot");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "{\n  \"c\": 3\n}\n");
+        assert_eq!(std::fs::read_dir(path.parent().expect("parent")).expect("dir").count(), 1);
         let _ = std::fs::remove_dir_all(dir);
     }
 }
