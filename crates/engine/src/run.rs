@@ -281,7 +281,7 @@ impl Loop {
         Ok(())
     }
 
-    fn machine_events(&mut self, events: Vec<MachineEvent>, sealed: &SealedPlan) -> Result<(), EngineError> {
+    fn machine_events(&mut self, events: Vec<MachineEvent>) -> Result<(), EngineError> {
         for e in events {
             match e {
                 MachineEvent::PhaseStarted(phase) => self.emit(Event::PhaseStarted { phase })?,
@@ -298,7 +298,6 @@ impl Loop {
                 _ => {}
             }
         }
-        let _ = sealed;
         Ok(())
     }
 }
@@ -382,10 +381,10 @@ async fn drive(
     let mut machine = PhaseMachine::from_plan(sealed.execution_plan()).with_priorities(sealed.priorities());
     let mut resume_at: HashMap<usize, (u32, bool)> = HashMap::new();
     if resuming {
-        reconcile(&mut lp, &mut machine, &shared, &mut resume_at, &sealed).await?;
+        reconcile(&mut lp, &mut machine, &shared, &mut resume_at).await?;
     } else {
         let first: Vec<MachineEvent> = machine.current_phase().map(MachineEvent::PhaseStarted).into_iter().collect();
-        lp.machine_events(first, &sealed)?;
+        lp.machine_events(first)?;
     }
     lp.flush(true)?;
 
@@ -414,7 +413,7 @@ async fn drive(
             let events = machine.set_status(i, TaskStatus::InProgress).map_err(|e| EngineError::Internal(e.to_string()))?;
             let task = plan.tasks[i].clone();
             lp.emit(Event::Status { task: task.id.clone(), status: TaskStatus::InProgress })?;
-            lp.machine_events(events, &sealed)?;
+            lp.machine_events(events)?;
             let (attempt, merge_only) = resume_at.remove(&i).unwrap_or((lp.view.task(&task.id).attempts + 1, false));
             let shared = shared.clone();
             let tx = tx.clone();
@@ -431,15 +430,15 @@ async fn drive(
                 break;
             }
             Some(msg) = rx.recv() => {
-                apply(&mut lp, &mut machine, &plan, msg, &sealed)?;
+                apply(&mut lp, &mut machine, &plan, msg)?;
                 // Take the whole burst before going round: one commit covers it.
                 while let Ok(msg) = rx.try_recv() {
-                    apply(&mut lp, &mut machine, &plan, msg, &sealed)?;
+                    apply(&mut lp, &mut machine, &plan, msg)?;
                 }
             }
             Some(end) = running.join_next() => {
                 while let Ok(msg) = rx.try_recv() {
-                    apply(&mut lp, &mut machine, &plan, msg, &sealed)?;
+                    apply(&mut lp, &mut machine, &plan, msg)?;
                 }
                 let end = end.map_err(EngineError::join)?;
                 finish_task(&mut lp, &mut machine, &plan, end, &sealed)?;
@@ -451,7 +450,7 @@ async fn drive(
         running.abort_all();
         while running.join_next().await.is_some() {}
         while let Ok(msg) = rx.try_recv() {
-            let _ = apply(&mut lp, &mut machine, &plan, msg, &sealed);
+            let _ = apply(&mut lp, &mut machine, &plan, msg);
         }
         lp.emit(Event::Interrupted { reason })?;
         lp.flush(true)?;
@@ -473,7 +472,7 @@ async fn drive(
     Ok(RunSummary { outcome, view: lp.view, graph: sealed.graph().clone() })
 }
 
-fn apply(lp: &mut Loop, machine: &mut PhaseMachine, plan: &Plan, msg: Msg, sealed: &SealedPlan) -> Result<(), EngineError> {
+fn apply(lp: &mut Loop, machine: &mut PhaseMachine, plan: &Plan, msg: Msg) -> Result<(), EngineError> {
     match msg {
         Msg::Event(e) => lp.emit(e),
         Msg::Output(i, out) => {
@@ -483,7 +482,7 @@ fn apply(lp: &mut Loop, machine: &mut PhaseMachine, plan: &Plan, msg: Msg, seale
         Msg::Status(i, status) => {
             let events = machine.set_status(i, status).map_err(|e| EngineError::Internal(e.to_string()))?;
             lp.emit(Event::Status { task: plan.tasks[i].id.clone(), status })?;
-            lp.machine_events(events, sealed)
+            lp.machine_events(events)
         }
     }
 }
@@ -492,7 +491,7 @@ fn finish_task(lp: &mut Loop, machine: &mut PhaseMachine, plan: &Plan, end: Task
     if machine.status(end.index) != end.status {
         let events = machine.set_status(end.index, end.status).map_err(|e| EngineError::Internal(e.to_string()))?;
         lp.emit(Event::Status { task: plan.tasks[end.index].id.clone(), status: end.status })?;
-        lp.machine_events(events, sealed)?;
+        lp.machine_events(events)?;
     }
     let output = lp.outputs.remove(&end.index).unwrap_or_default();
     logs::task_log(&lp.state_dir, &lp.view, &plan.tasks[end.index], &output);
@@ -533,7 +532,6 @@ async fn reconcile(
     machine: &mut PhaseMachine,
     shared: &Arc<Shared>,
     resume_at: &mut HashMap<usize, (u32, bool)>,
-    sealed: &SealedPlan,
 ) -> Result<(), EngineError> {
     let plan = &shared.plan;
     for (i, t) in plan.tasks.iter().enumerate() {
@@ -571,7 +569,7 @@ async fn reconcile(
         .map_err(|e| EngineError::Pool(e.to_string()))?;
     }
     let phase: Vec<MachineEvent> = machine.current_phase().map(MachineEvent::PhaseStarted).into_iter().collect();
-    lp.machine_events(phase, sealed)
+    lp.machine_events(phase)
 }
 
 /// One task, from locks to merge. Returns the terminal status.
@@ -702,6 +700,9 @@ async fn attempt_once(
     };
     let base_commit = resolve_commit(&shared.repo, &shared.base).await.map_err(|e| AttemptError::retry(e.to_string()))?;
 
+    // The files QA saw the branch change; a verifier that does not report them (or a resumed
+    // merge) makes the merge step ask git.
+    let mut approved_files: Vec<String> = Vec::new();
     if !merge_only {
         let agent =
             shared.agents.get(&task.agent).cloned().ok_or_else(|| AttemptError::fatal(format!("unknown agent `{}`", task.agent)))?;
@@ -762,6 +763,7 @@ async fn attempt_once(
             }));
             match result.verdict {
                 QaVerdict::TaskApproved => {
+                    approved_files = result.changed_files;
                     send(Msg::Status(index, TaskStatus::QaApproved));
                     break;
                 }
@@ -800,7 +802,11 @@ async fn attempt_once(
     };
     let _queue = shared.merge_lock.lock().await;
     let pool = shared.pool.clone().ok_or_else(|| AttemptError::fatal("no pool"))?;
-    let files = git::changed_files(&shared.repo, &base_commit, &branch).await.unwrap_or_default();
+    let files = if approved_files.is_empty() {
+        git::changed_files(&shared.repo, &base_commit, &branch).await.unwrap_or_default()
+    } else {
+        approved_files
+    };
     let req = MergeRequest::new([branch.clone()]).target(shared.base.clone());
     let report = tokio::task::spawn_blocking(move || pool.merge(&req))
         .await

@@ -81,4 +81,15 @@ mod tests {
             assert!(plan.is_some_and(|p| p.tasks.iter().all(|t| t.agent == preset.name())));
         }
     }
+
+    #[test]
+    fn the_template_offers_the_agents_crate_presets() {
+        let plan = fugue_core::load::load_str("fugue.yaml", &starter_plan(Preset::Claude), &Default::default()).expect("valid").plan;
+        for preset in fugue_agents::presets() {
+            let Some(fugue_core::AgentSpec::Command(spec)) = plan.agents.get(preset.name) else {
+                panic!("the starter plan lacks the `{}` preset", preset.name);
+            };
+            assert_eq!(spec.command, preset.command, "`{}` drifted from fugue_agents::presets()", preset.name);
+        }
+    }
 }
