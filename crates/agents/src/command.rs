@@ -153,6 +153,7 @@ impl CommandAgent {
         spec.log_file = ctx.log_file.clone();
         spec.log_cap = self.log_cap;
         spec.log_header = Some(header);
+        spec.attach_job = ctx.resume_job.clone();
         Ok(spec)
     }
 
@@ -256,7 +257,7 @@ impl Agent for CommandAgent {
         let files = RunFiles::write(&ctx)?;
         let spec = self.process_spec(&ctx, &files)?;
         let timeout = spec.timeout;
-        let outcome = self.executor.run(spec).await.map_err(|e| self.exec_error(e))?;
+        let outcome = self.executor.run_observed(spec, ctx.job_observer.clone()).await.map_err(|e| self.exec_error(e))?;
         // The files lived until the process ended; now they go.
         drop(files);
         self.report(outcome, timeout, started.elapsed())

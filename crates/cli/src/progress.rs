@@ -116,6 +116,7 @@ fn plain_line(e: &Event) -> Option<String> {
         Event::Status { status: fugue_core::TaskStatus::Merged, .. } => return None,
         Event::Status { task, status } => format!("{task}: {status}"),
         Event::AttemptStarted { task, attempt, worktree, .. } => format!("{task}: attempt {attempt} in {worktree}"),
+        Event::JobStarted { task, executor, job_id, .. } => format!("{task}: {executor} job {job_id}"),
         Event::AgentFinished { task, iteration, outcome, duration_ms, .. } => {
             format!("{task}: agent finished iteration {} ({outcome:?}, {:.1}s)", iteration + 1, *duration_ms as f64 / 1000.0)
         }

@@ -7,12 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{Scope, TaskId};
+use crate::{ExecObserver, Scope, TaskId};
 
 /// Everything an agent gets for one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +45,13 @@ pub struct AgentContext {
     pub log_file: Option<PathBuf>,
     /// Give up after this long.
     pub timeout: Option<Duration>,
+    /// A job an earlier fugue process submitted for this attempt (see
+    /// [`ProcessSpec::attach_job`](crate::ProcessSpec::attach_job)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_job: Option<String>,
+    /// Told the job id of a process the agent starts on a scheduler.
+    #[serde(skip)]
+    pub job_observer: Option<Arc<dyn ExecObserver>>,
 }
 
 impl AgentContext {
@@ -63,6 +71,8 @@ impl AgentContext {
             env: BTreeMap::new(),
             log_file: None,
             timeout: None,
+            resume_job: None,
+            job_observer: None,
         }
     }
 }

@@ -10,9 +10,16 @@
 //! The spec and the outcome are plain data (serde), so an executor can ship them elsewhere;
 //! they hold no handles, only what a job script needs. How the process ended is reported, not
 //! judged: turning an exit code or a signal into success or failure is the caller's business.
+//!
+//! A scheduler's jobs outlive the process that submitted them. So that a crashed orchestrator
+//! does not submit the same work twice, an executor that has job ids reports each one to an
+//! [`ExecObserver`] as soon as the scheduler accepts it (the engine journals it), and a spec
+//! may carry the id of a job an earlier process started for it ([`ProcessSpec::attach_job`]):
+//! the executor then waits for that job, or collects its result, instead of submitting again.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -46,6 +53,11 @@ pub struct ProcessSpec {
     /// A line written to `log_file` before the output, saying what runs; the executor ends
     /// the part it wrote with a line saying how the process ended.
     pub log_header: Option<String>,
+    /// A job an earlier process submitted for this same run: re-attach to it while the
+    /// scheduler still runs it (or collect its result when it has ended) instead of starting
+    /// the process again. Executors without jobs ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach_job: Option<String>,
 }
 
 impl ProcessSpec {
@@ -64,6 +76,7 @@ impl ProcessSpec {
             log_file: None,
             log_cap: 16 * 1024 * 1024,
             log_header: None,
+            attach_job: None,
         }
     }
 
@@ -167,6 +180,13 @@ pub enum ExecError {
     },
 }
 
+/// Hears about a process while it runs.
+pub trait ExecObserver: Send + Sync + std::fmt::Debug {
+    /// The scheduler accepted the process as job `job_id` (or the executor re-attached to it).
+    /// Called before the job can finish being waited for, so the id can be made durable.
+    fn job_started(&self, job_id: &str);
+}
+
 /// Starts processes for agents.
 #[async_trait]
 pub trait Executor: Send + Sync + std::fmt::Debug {
@@ -176,6 +196,20 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     /// Runs `spec` to completion (or timeout) and reports how it ended. Dropping the future
     /// must stop the process and everything it started.
     async fn run(&self, spec: ProcessSpec) -> Result<ProcessOutcome, ExecError>;
+
+    /// [`run`](Self::run), telling `observer` the job id as soon as there is one. Executors
+    /// with jobs override this (and implement `run` as `run_observed(spec, None)`).
+    async fn run_observed(&self, spec: ProcessSpec, observer: Option<Arc<dyn ExecObserver>>) -> Result<ProcessOutcome, ExecError> {
+        let _ = observer;
+        self.run(spec).await
+    }
+
+    /// Checks, before a run dispatches anything, that processes started by this executor can
+    /// work in `dir` (for a cluster: that the directory is on storage its nodes can write).
+    async fn preflight(&self, dir: &Path) -> Result<(), ExecError> {
+        let _ = dir;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

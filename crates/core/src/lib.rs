@@ -38,7 +38,7 @@ pub use agent::{Agent, AgentContext, AgentError, AgentOutcome, AgentReport};
 pub use command::{CommandLine, CommandLineError};
 pub use diag::{IssueLevel, PlanIssue, pointer_join, pointer_token};
 pub use duration::{DURATION_PATTERN, DurationError, HumanDuration};
-pub use executor::{ExecError, Executor, ProcessOutcome, ProcessSpec};
+pub use executor::{ExecError, ExecObserver, Executor, ProcessOutcome, ProcessSpec};
 pub use gate::{Finding, GateContext, GateError, GateReport, GateVerdict, QaVerdict, QualityGate, ReviewReport, TestCounts};
 pub use id::{TASK_ID_PATTERN, TaskId, TaskIdError};
 pub use machine::{MachineEvent, PhaseMachine, TransitionError};

@@ -69,6 +69,9 @@ pub enum EngineError {
     /// An agent could not be set up.
     #[error("{0}")]
     Agent(String),
+    /// The executor (a cluster scheduler) cannot run the agents.
+    #[error("{0}")]
+    Executor(String),
     /// Bad input that is not a plan (a bad directory, a bad option).
     #[error("{0}")]
     Input(String),

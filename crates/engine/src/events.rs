@@ -78,6 +78,21 @@ pub enum Event {
         /// The pool slot.
         slot: Option<String>,
     },
+    /// A scheduler accepted the agent process of one iteration as a job (or a resumed run
+    /// re-attached to it). Until the matching `agent_finished`, the job may still be running
+    /// on the cluster: `fugue resume` waits for it instead of submitting the work again.
+    JobStarted {
+        /// The task.
+        task: TaskId,
+        /// Attempt.
+        attempt: u32,
+        /// QA iteration within the attempt.
+        iteration: u32,
+        /// The executor (`slurm`).
+        executor: String,
+        /// The scheduler's job id.
+        job_id: String,
+    },
     /// The agent of one iteration finished.
     AgentFinished {
         /// The task.
@@ -165,6 +180,7 @@ impl Event {
         match self {
             Event::Status { task, .. }
             | Event::AttemptStarted { task, .. }
+            | Event::JobStarted { task, .. }
             | Event::AgentFinished { task, .. }
             | Event::QaFinished { task, .. }
             | Event::Merged { task, .. }

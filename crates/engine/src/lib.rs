@@ -11,6 +11,7 @@
 pub mod demo;
 pub mod error;
 pub mod events;
+mod exec;
 mod gates;
 mod git;
 pub mod html;
@@ -31,7 +32,7 @@ pub use error::EngineError;
 pub use events::{Event, RunOutcome};
 pub use gates::GatesVerifier;
 pub use run::{RunControl, RunOptions, RunSummary, journal_path, resume, run};
-pub use view::RunView;
+pub use view::{JobRef, RunView};
 
 pub use fugue_agents as agents;
 pub use fugue_core as core;

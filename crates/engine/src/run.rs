@@ -167,6 +167,7 @@ struct Shared {
     pool: Option<Pool>,
     locks: LockManager,
     agents: HashMap<String, Arc<dyn Agent>>,
+    executor: Arc<dyn fugue_core::Executor>,
     verifier: Arc<dyn Verifier>,
     merge_lock: Mutex<()>,
     backoff: Duration,
@@ -352,10 +353,11 @@ async fn drive(
         None
     };
 
+    let executor = crate::exec::build(&plan.executor, &state_dir)?;
     let mut agents = opts.agents.clone();
     for (name, spec) in &plan.agents {
         if !agents.contains_key(name) {
-            let a = fugue_agents::agent_from_spec(name, spec, &opts.plan_dir)
+            let a = fugue_agents::agent_from_spec_with(name, spec, &opts.plan_dir, executor.clone())
                 .map_err(|e| EngineError::Agent(format!("agent `{name}`: {e}")))?;
             agents.insert(name.clone(), a);
         }
@@ -373,13 +375,20 @@ async fn drive(
         pool,
         locks,
         agents,
+        executor: executor.clone(),
         verifier,
         merge_lock: Mutex::new(()),
         backoff: opts.backoff,
     });
 
+    let work_dirs: Vec<PathBuf> = match &shared.pool {
+        Some(pool) => vec![pool.dir().to_path_buf()],
+        None => vec![shared.repo.clone()],
+    };
+    crate::exec::preflight(executor.as_ref(), &work_dirs).await?;
+
     let mut machine = PhaseMachine::from_plan(sealed.execution_plan()).with_priorities(sealed.priorities());
-    let mut resume_at: HashMap<usize, (u32, bool)> = HashMap::new();
+    let mut resume_at: HashMap<usize, ResumeAt> = HashMap::new();
     if resuming {
         reconcile(&mut lp, &mut machine, &shared, &mut resume_at).await?;
     } else {
@@ -414,10 +423,11 @@ async fn drive(
             let task = plan.tasks[i].clone();
             lp.emit(Event::Status { task: task.id.clone(), status: TaskStatus::InProgress })?;
             lp.machine_events(events)?;
-            let (attempt, merge_only) = resume_at.remove(&i).unwrap_or((lp.view.task(&task.id).attempts + 1, false));
+            let at =
+                resume_at.remove(&i).unwrap_or(ResumeAt { attempt: lp.view.task(&task.id).attempts + 1, merge_only: false, job: None });
             let shared = shared.clone();
             let tx = tx.clone();
-            running.spawn(async move { pipeline(shared, i, task, attempt, merge_only, tx).await });
+            running.spawn(async move { pipeline(shared, i, task, at, tx).await });
         }
         if running.is_empty() {
             break;
@@ -531,7 +541,7 @@ async fn reconcile(
     lp: &mut Loop,
     machine: &mut PhaseMachine,
     shared: &Arc<Shared>,
-    resume_at: &mut HashMap<usize, (u32, bool)>,
+    resume_at: &mut HashMap<usize, ResumeAt>,
 ) -> Result<(), EngineError> {
     let plan = &shared.plan;
     for (i, t) in plan.tasks.iter().enumerate() {
@@ -543,12 +553,14 @@ async fn reconcile(
             }
             TaskStatus::QaApproved => {
                 // Approved before the crash: only the merge is left (idempotent).
-                resume_at.insert(i, (v.attempts.max(1), true));
+                resume_at.insert(i, ResumeAt { attempt: v.attempts.max(1), merge_only: true, job: None });
                 lp.emit(Event::Status { task: t.id.clone(), status: TaskStatus::Pending })?;
             }
             _ => {
                 // Interrupted mid-attempt: run the same attempt again.
-                resume_at.insert(i, (v.attempts.max(1), false));
+                // A cluster job of that attempt may still be running: re-attach to it.
+                let job = v.job.clone().filter(|j| j.attempt == v.attempts.max(1));
+                resume_at.insert(i, ResumeAt { attempt: v.attempts.max(1), merge_only: false, job });
                 lp.emit(Event::Status { task: t.id.clone(), status: TaskStatus::Pending })?;
             }
         }
@@ -572,22 +584,24 @@ async fn reconcile(
     lp.machine_events(phase)
 }
 
-/// One task, from locks to merge. Returns the terminal status.
-async fn pipeline(
-    shared: Arc<Shared>,
-    index: usize,
-    task: TaskSpec,
-    first_attempt: u32,
+/// Where a resumed task picks up: its attempt, whether only the merge is left, and the
+/// cluster job its interrupted iteration runs as.
+#[derive(Debug)]
+struct ResumeAt {
+    attempt: u32,
     merge_only: bool,
-    tx: mpsc::UnboundedSender<Msg>,
-) -> TaskEnd {
+    job: Option<crate::view::JobRef>,
+}
+
+/// One task, from locks to merge. Returns the terminal status.
+async fn pipeline(shared: Arc<Shared>, index: usize, task: TaskSpec, at: ResumeAt, tx: mpsc::UnboundedSender<Msg>) -> TaskEnd {
     let send = |m: Msg| {
         let _ = tx.send(m);
     };
     let max_attempts = shared.plan.parallelization.retry_on_failure + 1;
-    let mut attempt = first_attempt;
+    let ResumeAt { mut attempt, merge_only, mut job } = at;
     loop {
-        match attempt_once(&shared, index, &task, attempt, merge_only, &send).await {
+        match attempt_once(&shared, index, &task, attempt, merge_only, job.take(), &tx).await {
             Ok(status) => return TaskEnd { index, status },
             Err(AttemptError { reason, retry }) => {
                 send(Msg::Event(Event::AttemptFailed { task: task.id.clone(), attempt, reason }));
@@ -647,8 +661,12 @@ async fn attempt_once(
     task: &TaskSpec,
     attempt: u32,
     merge_only: bool,
-    send: &impl Fn(Msg),
+    mut job: Option<crate::view::JobRef>,
+    tx: &mpsc::UnboundedSender<Msg>,
 ) -> Result<TaskStatus, AttemptError> {
+    let send = |m: Msg| {
+        let _ = tx.send(m);
+    };
     let plan = &shared.plan;
     let isolation = plan.isolation_of(task);
     let owner = task.id.to_string();
@@ -709,7 +727,8 @@ async fn attempt_once(
         let spec_timeout = plan.agents.get(&task.agent).and_then(|a| a.timeout());
         let mut feedback: Option<String> = None;
         let max_iterations = plan.gates.max_iterations.max(1);
-        let mut iteration = 0;
+        // A re-attached job continues the iteration it was submitted for.
+        let mut iteration = job.as_ref().map_or(0, |j| j.iteration);
         let mut blocked_retries = 0;
         loop {
             let mut ctx = AgentContext::new(task.id.clone(), task.prompt.clone(), worktree.clone());
@@ -725,6 +744,17 @@ async fn attempt_once(
                 _ => task.config.clone().unwrap_or_else(|| serde_json::json!({})),
             };
             ctx.log_file = Some(shared.state_dir.join("logs").join(format!("{}.agent.log", task.id)));
+            ctx.resume_job = job.take().map(|j| j.job_id);
+            let jobs_tx = tx.clone();
+            ctx.job_observer = Some(Arc::new(crate::exec::JobJournal {
+                task: task.id.clone(),
+                attempt,
+                iteration,
+                executor: shared.executor.name().to_owned(),
+                send: Arc::new(move |e| {
+                    let _ = jobs_tx.send(Msg::Event(e));
+                }),
+            }));
             let started = std::time::Instant::now();
             let report = agent.run(ctx).await.map_err(|e| AttemptError::retry(e.to_string()))?;
             let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

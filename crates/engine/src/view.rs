@@ -20,6 +20,19 @@ pub struct Span {
     pub end: u64,
 }
 
+/// A scheduler job an agent iteration runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRef {
+    /// Attempt.
+    pub attempt: u32,
+    /// QA iteration within the attempt.
+    pub iteration: u32,
+    /// The executor that submitted it.
+    pub executor: String,
+    /// The scheduler's id.
+    pub job_id: String,
+}
+
 /// What the journal says about one task.
 #[derive(Debug, Clone, Default)]
 pub struct TaskView {
@@ -54,6 +67,8 @@ pub struct TaskView {
     pub merged_at: Option<u64>,
     /// Last failure reason.
     pub last_error: Option<String>,
+    /// The scheduler job of the iteration in flight (submitted, not yet reported finished).
+    pub job: Option<JobRef>,
     /// Open busy interval start.
     open: Option<u64>,
 }
@@ -149,6 +164,7 @@ impl RunView {
                 let t = self.tasks.entry(task.clone()).or_default();
                 t.status = *status;
                 if status.is_terminal() {
+                    t.job = None;
                     t.completed = Some(r.ts.clone());
                     if let Some(start) = t.open.take() {
                         t.busy.push(Span { start, end: ms });
@@ -167,9 +183,14 @@ impl RunView {
                     t.busy.push(Span { start, end: ms });
                 }
             }
+            Event::JobStarted { task, attempt, iteration, executor, job_id } => {
+                let t = self.tasks.entry(task.clone()).or_default();
+                t.job = Some(JobRef { attempt: *attempt, iteration: *iteration, executor: executor.clone(), job_id: job_id.clone() });
+            }
             Event::AgentFinished { task, iteration, .. } => {
                 let t = self.tasks.entry(task.clone()).or_default();
                 t.iterations = *iteration;
+                t.job = None;
             }
             Event::QaFinished { task, iteration, verdict, reports, .. } => {
                 let t = self.tasks.entry(task.clone()).or_default();
@@ -189,6 +210,7 @@ impl RunView {
             Event::AttemptFailed { task, reason, .. } => {
                 let t = self.tasks.entry(task.clone()).or_default();
                 t.last_error = Some(reason.clone());
+                t.job = None;
                 if let Some(start) = t.open.take() {
                     t.busy.push(Span { start, end: ms });
                 }

@@ -17,6 +17,17 @@ pub(crate) struct RunArgs {
     /// Print every event as NDJSON on stdout instead of the live view.
     #[arg(long)]
     json: bool,
+    /// Where agents run, overriding the plan's `executor.kind`: `local` processes, or `slurm`
+    /// jobs (with the plan's `executor:` settings when it has a slurm block, else the sbatch CLI).
+    #[arg(long, value_enum)]
+    executor: Option<ExecutorKind>,
+}
+
+/// `--executor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExecutorKind {
+    Local,
+    Slurm,
 }
 
 /// Arguments of `fugue resume`.
@@ -36,7 +47,14 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 pub(crate) fn run(global: &Global, args: RunArgs) -> CliResult {
-    let loaded = crate::cmd::plan::load(global, &args.plan)?;
+    let mut loaded = crate::cmd::plan::load(global, &args.plan)?;
+    match (args.executor, &loaded.plan.executor) {
+        (Some(ExecutorKind::Local), _) => loaded.plan.executor = fugue_core::ExecutorSpec::Local,
+        (Some(ExecutorKind::Slurm), fugue_core::ExecutorSpec::Local) => {
+            loaded.plan.executor = fugue_core::ExecutorSpec::Slurm(fugue_core::SlurmSpec::default());
+        }
+        _ => {}
+    }
     crate::cmd::plan::print_warnings(&loaded, global);
     let sealed = crate::cmd::plan::plan_or_diagnose(&loaded)?;
     let style = Style::pick(args.json, global.quiet);

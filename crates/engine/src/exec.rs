@@ -1,0 +1,66 @@
+//! Where agents run: the plan's executor, and what the engine records about its jobs.
+//!
+//! Command agents hand their processes to an [`Executor`]: local process groups, or jobs on a
+//! Slurm cluster. Gates and merges always stay on this machine. A cluster job outlives the
+//! fugue process that submitted it, so the engine journals each job id the moment the
+//! scheduler accepts it (`job_started`, through [`JobJournal`]); `fugue resume` reads the id
+//! back from the journal and hands it to the agent, whose executor re-attaches to the job —
+//! or collects its result — instead of submitting the same work again.
+//!
+//! Before the first dispatch, [`preflight`] asks the executor to prove that its processes can
+//! write where they will work (the worktree pool, or the repository with `isolation: none`, and
+//! the jobs directory): on a cluster those must be on storage every node reaches, and finding
+//! out from a failed task an hour in is too late.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fugue_core::{ExecObserver, Executor, ExecutorSpec, TaskId};
+
+use crate::error::EngineError;
+use crate::events::Event;
+
+/// The executor a plan asks for; its jobs directory is `<state dir>/fugue/<kind>`.
+pub(crate) fn build(spec: &ExecutorSpec, state_dir: &Path) -> Result<Arc<dyn Executor>, EngineError> {
+    let _jobs_dir = state_dir.join("fugue").join("jobs");
+    // TEMP(lead): until fugue_agents::executor_from_spec lands.
+    match spec {
+        ExecutorSpec::Local => Ok(Arc::new(fugue_agents::LocalExecutor::new())),
+        _ => Err(EngineError::Executor("failed to start the slurm executor: not built yet".to_owned())),
+    }
+}
+
+/// Checks that `executor`'s processes can write in each of `dirs`.
+pub(crate) async fn preflight(executor: &dyn Executor, dirs: &[PathBuf]) -> Result<(), EngineError> {
+    for dir in dirs {
+        executor.preflight(dir).await.map_err(|e| EngineError::Executor(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Journals the job of one agent iteration as soon as the scheduler accepts it.
+pub(crate) struct JobJournal {
+    pub(crate) task: TaskId,
+    pub(crate) attempt: u32,
+    pub(crate) iteration: u32,
+    pub(crate) executor: String,
+    pub(crate) send: Arc<dyn Fn(Event) + Send + Sync>,
+}
+
+impl std::fmt::Debug for JobJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobJournal").field("task", &self.task).field("attempt", &self.attempt).field("iteration", &self.iteration).finish()
+    }
+}
+
+impl ExecObserver for JobJournal {
+    fn job_started(&self, job_id: &str) {
+        (self.send)(Event::JobStarted {
+            task: self.task.clone(),
+            attempt: self.attempt,
+            iteration: self.iteration,
+            executor: self.executor.clone(),
+            job_id: job_id.to_owned(),
+        });
+    }
+}
