@@ -8,11 +8,17 @@
 //! A rejection is reported at the JSON pointer of the value *in the plan*: inside the task's
 //! `config` when the task set that value, otherwise inside the agent's. An agent no task uses
 //! (a reviewer, say) has its own config validated alone.
+//!
+//! Turning a spec into an agent, and checking a plan, both register the agent's secrets with
+//! the process-wide redactor (`fugue_core::redact`): `env` entries of command agents whose
+//! names look secret, and string values under secret-looking keys of plugin agents' `config`.
+//! Both run before any task does, so the values are hidden from the first log line on.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use fugue_core::plugin::PluginKind;
+use fugue_core::redact::{self, looks_secret};
 use fugue_core::{Agent, AgentSpec, Executor, Plan, PlanIssue, merge_config, pointer_join};
 
 use crate::plugin::{PluginError, PluginHandle, open_plugin};
@@ -34,6 +40,7 @@ pub fn agent_from_spec_with(
     plan_dir: &Path,
     executor: Arc<dyn Executor>,
 ) -> Result<Arc<dyn Agent>, PluginError> {
+    register_agent_secrets(spec);
     match spec {
         AgentSpec::Command(command) => Ok(Arc::new(CommandAgent::new(name, command.clone()).with_executor(executor))),
         AgentSpec::Plugin(p) => open_plugin(&p.plugin, plan_dir)?.agent(name, p.timeout.map(|t| t.0)),
@@ -47,6 +54,7 @@ pub fn agent_from_spec_with(
 pub fn check_plan_agents(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
     let mut issues = Vec::new();
     for (name, spec) in &plan.agents {
+        register_agent_secrets(spec);
         let AgentSpec::Command(c) = spec else { continue };
         for (i, word) in c.command.iter().enumerate() {
             for unknown in template::unknown_placeholders(word) {
@@ -65,6 +73,32 @@ pub fn check_plan_agents(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
     issues
 }
 
+/// Registers the secrets an agent spec holds with the process-wide redactor: a command
+/// agent's `env` entries whose names look secret, a plugin agent's string `config` values
+/// under secret-looking keys (at any depth).
+fn register_agent_secrets(spec: &AgentSpec) {
+    fn walk(key: Option<&str>, value: &serde_json::Value) {
+        match value {
+            serde_json::Value::String(s) if key.is_some_and(looks_secret) => {
+                redact::register(key.unwrap_or_default(), s);
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(key, v)),
+            serde_json::Value::Object(map) => map.iter().for_each(|(k, v)| walk(Some(k), v)),
+            _ => {}
+        }
+    }
+    match spec {
+        AgentSpec::Command(c) => {
+            redact::register_vars(&c.env);
+        }
+        AgentSpec::Plugin(p) => {
+            if let Some(config) = &p.config {
+                walk(None, config);
+            }
+        }
+    }
+}
+
 /// Every plugin problem of `plan` (whose file is in `plan_dir`), located by JSON pointer:
 /// `plugin/load` (not found, not loadable, wrong ABI, bad manifest), `plugin/kind` (not an
 /// agent plugin) and `plugin/config` (a config the plugin's schema rejects).
@@ -81,6 +115,7 @@ pub fn check_plan_plugins(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
                     PluginError::NotFound { .. } | PluginError::Missing { .. } => {
                         "build the plugin, fix the path, or add its directory to FUGUE_PLUGIN_PATH"
                     }
+                    PluginError::Untrusted { .. } => "make the library and its directory writable by their owner only (`chmod go-w`)",
                     _ => "fix or rebuild the plugin",
                 };
                 issues.push(PlanIssue::error("plugin/load", pointer_join(&agent_ptr, "plugin"), e.to_string()).with_help(help));

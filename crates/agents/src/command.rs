@@ -18,6 +18,11 @@
 //!    by signal is a failed report saying which; a timeout is an [`AgentError::Timeout`], and
 //!    a program that could not be started an [`AgentError::Spawn`] saying what to fix.
 //!
+//! Nothing it writes or reports shows a secret: the secret-looking names of the spec's and
+//! the context's `env` are registered with the process-wide redactor (`fugue_core::redact`)
+//! before the run — so any executor, local or not, redacts them — and the log header, the
+//! report's output and every error message are redacted as text.
+//!
 //! Going through the [`Executor`] trait is what lets a host run the same agents as cluster
 //! jobs: the agent never touches a process itself.
 
@@ -27,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fugue_core::redact::{self, redact_str};
 use fugue_core::{
     Agent, AgentContext, AgentError, AgentReport, CommandAgentSpec, ExecError, Executor, ProcessOutcome, ProcessSpec, PromptInput,
     async_trait,
@@ -127,6 +133,8 @@ impl CommandAgent {
             .enumerate()
             .map(|(i, word)| self.utf8(&word, &format!("argument {i} of the command")))
             .collect::<Result<Vec<_>, _>>()?;
+        redact::register_vars(&self.spec.env);
+        redact::register_vars(&ctx.env);
         let mut env = self.spec.env.clone();
         env.extend(ctx.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.insert("FUGUE_TASK_ID".to_owned(), ctx.task_id.to_string());
@@ -152,7 +160,7 @@ impl CommandAgent {
         spec.output_cap = self.output_cap;
         spec.log_file = ctx.log_file.clone();
         spec.log_cap = self.log_cap;
-        spec.log_header = Some(header);
+        spec.log_header = Some(redact_str(&header).into_owned());
         spec.attach_job = ctx.resume_job.clone();
         Ok(spec)
     }
@@ -168,7 +176,7 @@ impl CommandAgent {
     }
 
     fn spawn_error(&self, message: impl Into<String>) -> AgentError {
-        AgentError::Spawn { agent: self.name.clone(), message: message.into() }
+        AgentError::Spawn { agent: self.name.clone(), message: redact_str(&message.into()).into_owned() }
     }
 
     /// The agent's error for an executor's.
@@ -183,7 +191,7 @@ impl CommandAgent {
                 ErrorKind::InvalidInput if program.is_empty() => self.empty_command(),
                 _ => format!("could not run `{program}`: {message}"),
             }),
-            ExecError::Io { action, source } => AgentError::Io { action, source },
+            ExecError::Io { action, source } => AgentError::Io { action: redact_str(&action).into_owned(), source },
             other => self.spawn_error(other.to_string()),
         }
     }
@@ -211,7 +219,10 @@ impl CommandAgent {
             }
         };
         report.exit_code = outcome.exit_code;
-        report.output = outcome.output;
+        report.output = match redact_str(&outcome.output) {
+            std::borrow::Cow::Borrowed(_) => outcome.output,
+            std::borrow::Cow::Owned(clean) => clean,
+        };
         report.duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         Ok(report)
     }

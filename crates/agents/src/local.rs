@@ -15,6 +15,12 @@
 //!    guard does it from `Drop` (see `process`);
 //! 5. the log gets a footer line saying how the process ended.
 //!
+//! Secrets never reach the log or the outcome: the spec's secret-looking `env` entries are
+//! registered with the process-wide redactor (`fugue_core::redact`) before the run, each
+//! output stream goes through a stream redactor of its own before the sink (so the log, the
+//! head and the tail of the capture all see redacted bytes, and a secret split across two
+//! reads is still caught), and fugue's own lines and error messages are redacted as text.
+//!
 //! The executor reports how the process ended and does not judge it: exit codes, signals and
 //! timeouts all come back as a [`ProcessOutcome`]; only a process that could not be started
 //! (or waited for) is an [`ExecError`].
@@ -25,6 +31,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use fugue_core::redact::{self, Redactor, redact_str};
 use fugue_core::{ExecError, Executor, ProcessOutcome, ProcessSpec, async_trait};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
@@ -52,17 +59,35 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-fn pump(reader: Option<impl AsyncRead + Unpin + Send + 'static>, sink: Arc<Mutex<Sink>>) -> Option<AbortOnDrop<()>> {
+/// Copies one output stream, redacted, into the sink until it closes.
+fn pump(
+    reader: Option<impl AsyncRead + Unpin + Send + 'static>,
+    sink: Arc<Mutex<Sink>>,
+    redactor: &Arc<Redactor>,
+) -> Option<AbortOnDrop<()>> {
     let mut reader = reader?;
+    let mut redact = redactor.stream();
     Some(AbortOnDrop(tokio::spawn(async move {
         let mut buf = vec![0u8; 16 * 1024];
         loop {
             match reader.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
-                Ok(n) => sink.lock().unwrap_or_else(PoisonError::into_inner).push(&buf[..n]),
+                Ok(n) => {
+                    let clean = redact.push(&buf[..n]);
+                    if !clean.is_empty() {
+                        sink.lock().unwrap_or_else(PoisonError::into_inner).push(&clean);
+                    }
+                }
             }
         }
+        let rest = redact.finish();
+        sink.lock().unwrap_or_else(PoisonError::into_inner).push(&rest);
     })))
+}
+
+/// Writes one of fugue's own lines to the log, redacted.
+fn note(sink: &Mutex<Sink>, line: &str) {
+    sink.lock().unwrap_or_else(PoisonError::into_inner).note(&redact_str(line));
 }
 
 /// What the program did.
@@ -72,7 +97,12 @@ enum Ending {
 }
 
 fn spawn_error(spec: &ProcessSpec, program: &str, kind: ErrorKind, message: impl Into<String>) -> ExecError {
-    ExecError::Spawn { program: program.to_owned(), cwd: spec.cwd.clone(), kind, message: message.into() }
+    ExecError::Spawn {
+        program: redact_str(program).into_owned(),
+        cwd: spec.cwd.clone(),
+        kind,
+        message: redact_str(&message.into()).into_owned(),
+    }
 }
 
 #[async_trait]
@@ -83,6 +113,8 @@ impl Executor for LocalExecutor {
 
     async fn run(&self, spec: ProcessSpec) -> Result<ProcessOutcome, ExecError> {
         let started = Instant::now();
+        redact::register_vars(&spec.env);
+        let redactor = redact::global();
         let Some((program, args)) = spec.argv.split_first() else {
             return Err(spawn_error(&spec, "", ErrorKind::InvalidInput, "the argv is empty: give at least the program"));
         };
@@ -98,7 +130,7 @@ impl Executor for LocalExecutor {
             None => None,
         };
         if let (Some(log), Some(header)) = (&mut log, &spec.log_header) {
-            log.note(header);
+            log.note(&redactor.redact(header));
         }
 
         let mut command = tokio::process::Command::new(program);
@@ -114,7 +146,7 @@ impl Executor for LocalExecutor {
             Ok(child) => child,
             Err(e) => {
                 if let Some(log) = &mut log {
-                    log.note(&format!("--- fugue: could not start `{program}`: {e}"));
+                    log.note(&redactor.redact(&format!("--- fugue: could not start `{program}`: {e}")));
                 }
                 return Err(spawn_error(&spec, program, e.kind(), e.to_string()));
             }
@@ -123,7 +155,7 @@ impl Executor for LocalExecutor {
         let mut guard = GroupGuard::new(group, spec.grace);
 
         let sink = Arc::new(Mutex::new(Sink { capture: Capture::new(spec.output_cap), log }));
-        let pumps = [pump(child.stdout.take(), Arc::clone(&sink)), pump(child.stderr.take(), Arc::clone(&sink))];
+        let pumps = [pump(child.stdout.take(), Arc::clone(&sink), &redactor), pump(child.stderr.take(), Arc::clone(&sink), &redactor)];
         let _feeder = child.stdin.take().map(|mut stdin| {
             let bytes = spec.stdin.clone().unwrap_or_default();
             // A program that never reads its stdin closes the pipe; that is not an error.
@@ -142,15 +174,14 @@ impl Executor for LocalExecutor {
                 // The program is gone; anything it left in its group goes too.
                 if let Some(group) = group.filter(|g| g.alive()) {
                     group.stop(spec.grace).await;
-                    sink.lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .note("--- fugue: stopped processes the agent left running in its process group");
+                    note(&sink, "--- fugue: stopped processes the agent left running in its process group");
                 }
                 Ending::Exited(status)
             }
             Some(Err(e)) => {
                 // The guard (still armed) stops the group on the way out.
-                return Err(ExecError::Io { action: format!("wait for `{}` (`{program}`)", spec.label), source: e });
+                let action = redact_str(&format!("wait for `{}` (`{program}`)", spec.label)).into_owned();
+                return Err(ExecError::Io { action, source: e });
             }
             None => {
                 match group {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::Duration;
 
+use fugue_core::redact::{redact_json_text, redact_str};
 use fugue_engine::Event;
 use fugue_engine::journal::Record;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -57,7 +58,7 @@ pub(crate) async fn render(style: Style, total: usize, mut rx: mpsc::UnboundedRe
         match style {
             Style::Json => {
                 if let Ok(line) = serde_json::to_string(&record) {
-                    println!("{line}");
+                    println!("{}", redact_json_text(&line));
                 }
                 continue;
             }
@@ -106,7 +107,12 @@ pub(crate) async fn render(style: Style, total: usize, mut rx: mpsc::UnboundedRe
     overall.finish_and_clear();
 }
 
+/// One line for `e`, secret values redacted (failure reasons quote agent output).
 fn plain_line(e: &Event) -> Option<String> {
+    describe(e).map(|line| redact_str(&line).into_owned())
+}
+
+fn describe(e: &Event) -> Option<String> {
     Some(match e {
         Event::RunStarted { execution_id, mode, .. } => format!("run {execution_id} started ({mode})"),
         Event::RunResumed { pid } => format!("run resumed by pid {pid}"),

@@ -25,6 +25,7 @@ mod phase;
 mod plan;
 mod planner;
 pub mod plugin;
+pub mod redact;
 pub mod schema;
 mod scope;
 pub mod state;

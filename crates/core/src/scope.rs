@@ -132,6 +132,10 @@ impl Pattern {
     pub fn matches(&self, path: &str) -> bool {
         let path = path.trim_start_matches('/').trim_end_matches('/');
         let pcomps: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+        // A path that climbs with `..` could land anywhere, in the repository or out of it.
+        if pcomps.contains(&"..") {
+            return false;
+        }
         let gcomps: Vec<&str> = self.norm.split('/').collect();
         if self.is_literal() {
             return pcomps.len() >= gcomps.len() && pcomps[..gcomps.len()] == gcomps[..];

@@ -141,13 +141,14 @@ fn encode_path(s: &str) -> String {
 }
 
 /// Loads the run in `state_dir` and writes its HTML report to `out` atomically, with links
-/// to the task logs relative to `out`.
+/// to the task logs relative to `out` and secret values redacted.
 pub fn write(state_dir: &Path, out: &Path) -> Result<(), EngineError> {
     let run = crate::load_run(state_dir)?;
     let replay = crate::journal::read(&crate::journal_path(state_dir))?;
     let view = RunView::from_records(&replay.records);
     let logs = TaskLogs::find(state_dir, out);
     let html = render(&view, run.graph.as_ref(), &replay.records, &logs);
+    let html = fugue_core::redact::redact_str(&html);
     fugue_core::state::write_atomic(out, html.as_bytes()).map_err(|e| EngineError::io("write the HTML report to", out, e))
 }
 

@@ -126,7 +126,7 @@ fn icon(s: TaskStatus) -> &'static str {
 }
 
 impl Report {
-    /// The report as Markdown, in the playbook's layout.
+    /// The report as Markdown, in the playbook's layout, with secret values redacted.
     pub fn to_markdown(&self) -> String {
         let overall = match self.status.as_str() {
             "success" => "✅ Complete",
@@ -172,6 +172,7 @@ impl Report {
             "\n### Total Duration: {:.1}s\n### Speedup vs Sequential: {:.2}x measured (sum of task time / wall time, peak {} agents), {:.2}x estimated by the plan\n",
             self.total_s, self.measured_speedup, self.peak_concurrency, self.estimated_speedup
         ));
-        s
+        // Failure reasons quote agent output, which may echo a secret.
+        fugue_core::redact::redact_str(&s).into_owned()
     }
 }

@@ -5,9 +5,10 @@
 //! 1. the path matches the task's `modifies` (a deletion counts as a change);
 //! 2. during a parallel phase, the path is not under the plan's `common` paths, which are
 //!    read-only while other agents run against them;
-//! 3. a changed path that is a symlink does not point outside the checkout, lexically (`..`
-//!    climbing above the root, an absolute target elsewhere) or once resolved (a chain through
-//!    other links). Symlinks the task did not touch are not its business.
+//! 3. a changed path that is a symlink does not point outside the checkout, nor into its
+//!    `.git`, lexically (`..` climbing above the root, an absolute target elsewhere) or once
+//!    resolved (a chain through other links). Symlinks the task did not touch are not its
+//!    business.
 //!
 //! Each offending path gives one critical finding naming every rule it breaks, so the agent's
 //! feedback lists exactly which files to move or revert. The same function
@@ -132,13 +133,16 @@ fn escaping_symlink(root: &Path, rel: &str) -> Option<String> {
         let target = std::fs::read_link(&here).ok()?;
         let parent = &current[..current.len().saturating_sub(1)];
         match follow(root, canonical_root.as_deref(), parent, &target) {
+            // Git's own metadata counts as outside: a write through such a link edits hooks
+            // or config, which is code execution waiting to happen.
+            Some(next) if next.first().is_some_and(|c| c == ".git") => return Some(shown),
             Some(next) => current = next,
             None => return Some(shown),
         }
     }
     // Links in the directories along the way are resolved by the kernel.
     match (std::fs::canonicalize(&full), canonical_root) {
-        (Ok(resolved), Some(root)) if !resolved.starts_with(&root) => Some(shown),
+        (Ok(resolved), Some(root)) if !resolved.starts_with(&root) || resolved.starts_with(root.join(".git")) => Some(shown),
         _ => None,
     }
 }

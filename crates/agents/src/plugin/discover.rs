@@ -5,6 +5,13 @@
 //! as `lib<name>.so`, then with `-` spelled `_`, then as `libfugue_plugin_<name>.so`, the file
 //! cargo builds for the package `fugue-plugin-<name>`. On macOS the suffix is `.dylib`.
 //!
+//! Only those two sources are ever consulted: a plan's path (made absolute against the plan's
+//! directory) and the directories of `FUGUE_PLUGIN_PATH`. Relative entries in
+//! `FUGUE_PLUGIN_PATH` are ignored with a warning — like `.` in `PATH`, they would make the
+//! lookup depend on whatever directory fugue was started in — and the loader hands `dlopen`
+//! only canonical absolute paths, so neither the working directory nor `LD_LIBRARY_PATH` can
+//! supply a library.
+//!
 //! Scanning a directory (for `fugue plugins list`) looks at shared libraries only and, before
 //! loading one, checks that its bytes contain the name of the ABI-version export: loading
 //! runs a library's initialisers, which the user did not ask for on arbitrary files.
@@ -19,9 +26,22 @@ use super::{Plugin, PluginError};
 /// The environment variable listing plugin directories.
 const SEARCH_PATH_VAR: &str = "FUGUE_PLUGIN_PATH";
 
-/// The directories of `FUGUE_PLUGIN_PATH`, in order (empty when unset).
+/// The absolute directories of `FUGUE_PLUGIN_PATH`, in order (empty when unset); empty and
+/// relative entries are left out.
 pub fn plugin_search_path() -> Vec<PathBuf> {
-    std::env::var_os(SEARCH_PATH_VAR).map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect()).unwrap_or_default()
+    std::env::var_os(SEARCH_PATH_VAR).map(|v| search_path_from(&v)).unwrap_or_default()
+}
+
+/// The absolute directories of a `FUGUE_PLUGIN_PATH` value.
+fn search_path_from(value: &OsStr) -> Vec<PathBuf> {
+    std::env::split_paths(value)
+        .filter(|p| {
+            if p.is_relative() && !p.as_os_str().is_empty() {
+                tracing::warn!(entry = %p.display(), "ignoring a relative directory in FUGUE_PLUGIN_PATH: give it as an absolute path");
+            }
+            p.is_absolute()
+        })
+        .collect()
 }
 
 /// The file names a bare plugin name may have, in the order they are tried.
@@ -45,6 +65,9 @@ fn is_bare_name(spec: &Path) -> bool {
 pub fn resolve_plugin_in(spec: &Path, base_dir: &Path, search: &[PathBuf]) -> Result<PathBuf, PluginError> {
     if !is_bare_name(spec) {
         let path = if spec.is_absolute() { spec.to_owned() } else { base_dir.join(spec) };
+        // A plan in the working directory has an empty `base_dir`; the path is still the
+        // plan's, made absolute here so nothing downstream resolves it again.
+        let path = std::path::absolute(&path).unwrap_or(path);
         return if path.is_file() { Ok(path) } else { Err(PluginError::Missing { path }) };
     }
     let name = spec.to_string_lossy().into_owned();
@@ -98,6 +121,13 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_absolute_search_directories_count() {
+        let dirs = search_path_from(OsStr::new("/opt/fugue/plugins::.:plugins:/usr/lib/fugue"));
+        assert_eq!(dirs, [PathBuf::from("/opt/fugue/plugins"), PathBuf::from("/usr/lib/fugue")]);
+        assert!(search_path_from(OsStr::new("")).is_empty());
+    }
 
     #[test]
     fn file_names_for_a_bare_name() {

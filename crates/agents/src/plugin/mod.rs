@@ -2,6 +2,10 @@
 //!
 //! Loading a plugin is a fixed sequence, each step failing with its own [`PluginError`]:
 //!
+//! 0. resolve the path to its canonical, absolute form — `dlopen` is only ever handed an
+//!    absolute path, so its own search (`LD_LIBRARY_PATH`, the cache, the working directory)
+//!    never picks the library — and refuse it when it, or its directory, is writable by group
+//!    or others (see `trust`);
 //! 1. open the library (`dlopen` with `RTLD_NOW`, so a missing dependency fails here rather
 //!    than in the middle of a run);
 //! 2. read `fugue_plugin_abi_version` and compare it with [`PLUGIN_ABI_VERSION`] before
@@ -27,6 +31,7 @@
 mod adapter;
 mod builtin;
 mod discover;
+mod trust;
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_char};
@@ -96,6 +101,26 @@ pub enum PluginError {
     Missing {
         /// The path.
         path: PathBuf,
+    },
+    /// The library, or its directory, can be changed by someone other than its owner.
+    #[error(
+        "refusing to load plugin {}: {} {} is writable by {} (mode {:04o}), so they could make fugue run their code; fix it with `chmod go-w {}`",
+        .plugin.display(),
+        if *.directory { "its directory" } else { "the file" },
+        .path.display(),
+        trust::writers(*.mode),
+        .mode,
+        trust::shell_quote(.path)
+    )]
+    Untrusted {
+        /// The library.
+        plugin: PathBuf,
+        /// The file or directory that is too open (the library itself, or its directory).
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// True when `path` is the library's directory.
+        directory: bool,
     },
     /// `dlopen` failed.
     #[error("failed to load plugin {}: {message}", .path.display())]
@@ -291,6 +316,7 @@ impl Plugin {
         if let Some(plugin) = registry.loaded.get(&canonical) {
             return Ok(Arc::clone(plugin));
         }
+        trust::check_trusted(&canonical)?;
         // SAFETY: opening a library runs its initialisers; a plugin is code the user chose to
         // run, exactly like an agent's program.
         let library = unsafe { Library::open(Some(&canonical), RTLD_NOW | RTLD_LOCAL) }
