@@ -236,12 +236,18 @@ struct RunFiles {
 }
 
 impl RunFiles {
-    fn write(ctx: &AgentContext) -> Result<Self, AgentError> {
+    /// Writes the files into a fresh directory under `shared` (where a cluster's nodes can read
+    /// them), or under the system temp dir.
+    fn write(ctx: &AgentContext, shared: Option<&Path>) -> Result<Self, AgentError> {
         let io = |action: String| move |source| AgentError::Io { action, source };
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("fugue-{}-", ctx.task_id))
-            .tempdir()
-            .map_err(io("create a temporary directory for the prompt files".to_owned()))?;
+        let prefix = format!("fugue-{}-", ctx.task_id);
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix);
+        let dir = match shared {
+            Some(shared) => std::fs::create_dir_all(shared).and_then(|()| builder.tempdir_in(shared)),
+            None => builder.tempdir(),
+        }
+        .map_err(io("create a temporary directory for the prompt files".to_owned()))?;
         let prompt = dir.path().join("prompt.md");
         let feedback = dir.path().join("feedback.md");
         std::fs::write(&prompt, &ctx.prompt).map_err(io(format!("write the prompt file {}", prompt.display())))?;
@@ -265,7 +271,7 @@ impl Agent for CommandAgent {
         if !ctx.worktree.is_dir() {
             return Err(self.spawn_error(format!("the worktree {} is not a directory", ctx.worktree.display())));
         }
-        let files = RunFiles::write(&ctx)?;
+        let files = RunFiles::write(&ctx, self.executor.shared_dir())?;
         let spec = self.process_spec(&ctx, &files)?;
         let timeout = spec.timeout;
         let outcome = self.executor.run_observed(spec, ctx.job_observer.clone()).await.map_err(|e| self.exec_error(e))?;

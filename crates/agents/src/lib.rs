@@ -34,6 +34,7 @@ mod output;
 mod plugin;
 mod presets;
 mod process;
+mod slurm;
 mod template;
 
 pub use check::{agent_from_spec, agent_from_spec_with, check_plan_agents, check_plan_plugins};
@@ -46,3 +47,4 @@ pub use plugin::{
 };
 pub use presets::{Preset, preset, presets};
 pub use process::kill_all_agents;
+pub use slurm::{SlurmError, SlurmExecutor, cancel_all_jobs, executor_from_spec};

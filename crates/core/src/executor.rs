@@ -204,6 +204,12 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
         self.run(spec).await
     }
 
+    /// A directory every process this executor starts can read, for files handed to it (the
+    /// prompt file): `None` for processes on this machine, where the system temp dir will do.
+    fn shared_dir(&self) -> Option<&Path> {
+        None
+    }
+
     /// Checks, before a run dispatches anything, that processes started by this executor can
     /// work in `dir` (for a cluster: that the directory is on storage its nodes can write).
     async fn preflight(&self, dir: &Path) -> Result<(), ExecError> {

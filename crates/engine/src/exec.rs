@@ -20,19 +20,18 @@ use fugue_core::{ExecObserver, Executor, ExecutorSpec, TaskId};
 use crate::error::EngineError;
 use crate::events::Event;
 
-/// The executor a plan asks for; its jobs directory is `<state dir>/fugue/<kind>`.
+/// The executor a plan asks for; a cluster's job scripts, outputs and prompt files go to
+/// `<state dir>/fugue/slurm`.
 pub(crate) fn build(spec: &ExecutorSpec, state_dir: &Path) -> Result<Arc<dyn Executor>, EngineError> {
-    let _jobs_dir = state_dir.join("fugue").join("jobs");
-    // TEMP(lead): until fugue_agents::executor_from_spec lands.
-    match spec {
-        ExecutorSpec::Local => Ok(Arc::new(fugue_agents::LocalExecutor::new())),
-        _ => Err(EngineError::Executor("failed to start the slurm executor: not built yet".to_owned())),
-    }
+    let jobs_dir = state_dir.join("fugue").join("slurm");
+    fugue_agents::executor_from_spec(spec, &jobs_dir).map_err(|e| EngineError::Executor(e.to_string()))
 }
 
 /// Checks that `executor`'s processes can write in each of `dirs`.
 pub(crate) async fn preflight(executor: &dyn Executor, dirs: &[PathBuf]) -> Result<(), EngineError> {
     for dir in dirs {
+        // The pool makes its directory on the first acquire; the check needs it now.
+        std::fs::create_dir_all(dir).map_err(|e| EngineError::io("create", dir, e))?;
         executor.preflight(dir).await.map_err(|e| EngineError::Executor(e.to_string()))?;
     }
     Ok(())

@@ -93,9 +93,12 @@ where
                 eprintln!("\ninterrupting: stopping agents (Ctrl-C again to exit at once)");
                 control.interrupt();
                 if tokio::signal::ctrl_c().await.is_ok() {
-                    // Exit now: Drop handlers will not run, so stop the agents' groups here.
+                    // Exit now: Drop handlers will not run, so stop the agents' groups and jobs here.
                     let killed = fugue_engine::agents::kill_all_agents();
-                    eprintln!("killed {killed} agent process group(s); `fugue resume` continues the run");
+                    let cancelled = fugue_engine::agents::cancel_all_jobs();
+                    eprintln!(
+                        "killed {killed} agent process group(s), cancelled {cancelled} cluster job(s); `fugue resume` continues the run"
+                    );
                     std::process::exit(130);
                 }
             }

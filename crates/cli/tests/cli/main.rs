@@ -2,10 +2,12 @@
 
 mod bad_plans;
 mod demo;
+mod faults;
 mod html;
 mod init;
 mod runs;
 mod schema;
+mod slurm;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

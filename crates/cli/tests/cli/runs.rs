@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::{fugue, temp};
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
         .args(args)
@@ -20,7 +20,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 /// A repository with one commit and `plan.yaml`.
-fn repo(dir: &Path, plan: &str) -> PathBuf {
+pub(crate) fn repo(dir: &Path, plan: &str) -> PathBuf {
     let repo = dir.join("repo");
     std::fs::create_dir_all(repo.join("src")).expect("mkdir");
     git(&repo, &["init", "-q"]);
@@ -33,7 +33,7 @@ fn repo(dir: &Path, plan: &str) -> PathBuf {
     repo
 }
 
-fn spawn_run(repo: &Path) -> Child {
+pub(crate) fn spawn_run(repo: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_fugue"))
         .args(["run", "plan.yaml"])
         .current_dir(repo)
@@ -46,7 +46,7 @@ fn spawn_run(repo: &Path) -> Child {
 }
 
 /// Waits until `path` exists (the scripted agent's "I am running" signal).
-fn wait_for(path: &Path) {
+pub(crate) fn wait_for(path: &Path) {
     let start = Instant::now();
     while !path.exists() {
         assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {}", path.display());
@@ -55,7 +55,7 @@ fn wait_for(path: &Path) {
 }
 
 /// The number of merges of `auto/<task>` into main.
-fn merges_of(repo: &Path, task: &str) -> usize {
+pub(crate) fn merges_of(repo: &Path, task: &str) -> usize {
     git(repo, &["log", "--merges", "--format=%s", "main"]).lines().filter(|l| l.contains(&format!("'auto/{task}'"))).count()
 }
 
