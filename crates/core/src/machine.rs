@@ -13,12 +13,20 @@
 //! * A serial phase runs one task at a time, in dependency then plan order.
 //! * When a phase ends with any task not merged, every later task is blocked.
 //! * Empty phases are skipped.
+//!
+//! The engine asks what is ready on every dispatch and changes a status several times per
+//! task, so the machine answers both from state it keeps up to date instead of scanning the
+//! tasks: per task, how many incoming edges are still unmet; per phase, the ready tasks in
+//! dispatch order (a sorted set) and counts of active, ended and merged tasks. A status change
+//! costs O(edges of the task · log ready); asking for the next `k` ready tasks costs O(k).
+//! Every status write — checked, restored, or a consequence such as blocking — goes through
+//! one function that keeps those in step.
 
+use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
 use crate::state::EdgeReason;
 use crate::{ExecutionPlan, Phase, PhasePolicy, TaskId, TaskStatus};
-
 /// A refused status change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -57,11 +65,54 @@ pub enum MachineEvent {
 struct Node {
     id: TaskId,
     phase: Phase,
+    /// Index of `phase` in [`Phase::ALL`].
+    slot: usize,
     /// (predecessor, hard): hard predecessors must be merged.
     preds: Vec<(usize, bool)>,
-    succs: Vec<usize>,
+    /// (successor, hard): the same edges seen from the other end.
+    succs: Vec<(usize, bool)>,
     /// Position in the phase's dependency-then-plan order.
     rank: usize,
+}
+
+/// A ready task's place in the dispatch order: priority (higher first), then rank, then plan
+/// order. Tasks of serial phases carry priority 0, so they go by rank alone.
+#[derive(Debug, Clone, Copy)]
+struct ReadyKey {
+    priority: f64,
+    rank: usize,
+    index: usize,
+}
+
+impl Ord for ReadyKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.priority.total_cmp(&self.priority).then(self.rank.cmp(&other.rank)).then(self.index.cmp(&other.index))
+    }
+}
+
+impl PartialOrd for ReadyKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for ReadyKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for ReadyKey {}
+
+/// What the machine keeps per phase.
+#[derive(Debug, Clone, Default)]
+struct PhaseState {
+    tasks: usize,
+    active: usize,
+    ended: usize,
+    merged: usize,
+    /// Pending tasks with every incoming edge met, in dispatch order.
+    ready: BTreeSet<ReadyKey>,
 }
 
 /// The phase state machine.
@@ -70,12 +121,25 @@ pub struct PhaseMachine {
     nodes: Vec<Node>,
     status: Vec<TaskStatus>,
     priority: Vec<f64>,
+    /// Per task: incoming edges whose predecessor does not allow the start yet.
+    unmet: Vec<usize>,
+    /// Per phase, indexed like [`Phase::ALL`].
+    phases: Vec<PhaseState>,
     current: Option<Phase>,
     completed: Vec<Phase>,
 }
 
 fn is_active(s: TaskStatus) -> bool {
     matches!(s, TaskStatus::InProgress | TaskStatus::ReadyForQa | TaskStatus::QaApproved | TaskStatus::QaRejected)
+}
+
+/// Does a predecessor in status `s` let its successor start, over an edge of this hardness?
+fn meets(s: TaskStatus, hard: bool) -> bool {
+    if hard { s == TaskStatus::Merged } else { s.is_terminal() }
+}
+
+fn slot_of(phase: Phase) -> usize {
+    Phase::ALL.iter().position(|p| *p == phase).unwrap_or(0)
 }
 
 fn allowed(from: TaskStatus, to: TaskStatus) -> bool {
@@ -94,18 +158,25 @@ fn allowed(from: TaskStatus, to: TaskStatus) -> bool {
 impl PhaseMachine {
     /// Builds the machine from tasks (in plan order) and edges `(from, to, reason)`.
     pub fn new(tasks: &[(TaskId, Phase)], edges: &[(usize, usize, EdgeReason)]) -> Self {
-        let mut nodes: Vec<Node> =
-            tasks.iter().map(|(id, phase)| Node { id: id.clone(), phase: *phase, preds: Vec::new(), succs: Vec::new(), rank: 0 }).collect();
+        let mut nodes: Vec<Node> = tasks
+            .iter()
+            .map(|(id, phase)| Node { id: id.clone(), phase: *phase, slot: slot_of(*phase), preds: Vec::new(), succs: Vec::new(), rank: 0 })
+            .collect();
         for (from, to, reason) in edges {
             if *from >= nodes.len() || *to >= nodes.len() || nodes[*from].phase > nodes[*to].phase || reason == &EdgeReason::Phase {
                 continue;
             }
-            nodes[*to].preds.push((*from, *reason == EdgeReason::Declared));
-            nodes[*from].succs.push(*to);
+            let hard = *reason == EdgeReason::Declared;
+            nodes[*to].preds.push((*from, hard));
+            nodes[*from].succs.push((*to, hard));
         }
         // Rank: a stable topological order inside each phase (ties by plan order).
+        let mut local = vec![usize::MAX; nodes.len()];
         for phase in Phase::ALL {
             let members: Vec<usize> = (0..nodes.len()).filter(|&i| nodes[i].phase == phase).collect();
+            for (k, &i) in members.iter().enumerate() {
+                local[i] = k;
+            }
             let mut indeg: Vec<usize> =
                 members.iter().map(|&i| nodes[i].preds.iter().filter(|(p, _)| nodes[*p].phase == phase).count()).collect();
             let mut ready: BTreeSet<usize> = members.iter().enumerate().filter(|(k, _)| indeg[*k] == 0).map(|(_, &i)| i).collect();
@@ -113,10 +184,11 @@ impl PhaseMachine {
             while let Some(i) = ready.pop_first() {
                 nodes[i].rank = rank;
                 rank += 1;
-                for s in nodes[i].succs.clone() {
-                    if let Some(k) = members.iter().position(|&m| m == s) {
-                        indeg[k] -= 1;
-                        if indeg[k] == 0 {
+                for k in 0..nodes[i].succs.len() {
+                    let s = nodes[i].succs[k].0;
+                    if nodes[s].phase == phase {
+                        indeg[local[s]] -= 1;
+                        if indeg[local[s]] == 0 {
                             ready.insert(s);
                         }
                     }
@@ -124,13 +196,27 @@ impl PhaseMachine {
             }
             // Tasks left in a cycle (a planner never gives one) keep plan order after the rest.
             for &i in &members {
-                if indeg[members.iter().position(|&m| m == i).unwrap_or(0)] > 0 {
+                if indeg[local[i]] > 0 {
                     nodes[i].rank = rank + i;
                 }
             }
         }
         let n = nodes.len();
-        let mut m = Self { nodes, status: vec![TaskStatus::Pending; n], priority: vec![0.0; n], current: None, completed: Vec::new() };
+        let mut phases = vec![PhaseState::default(); Phase::ALL.len()];
+        for node in &nodes {
+            phases[node.slot].tasks += 1;
+        }
+        let unmet = nodes.iter().map(|node| node.preds.len()).collect();
+        let mut m = Self {
+            nodes,
+            status: vec![TaskStatus::Pending; n],
+            priority: vec![0.0; n],
+            unmet,
+            phases,
+            current: None,
+            completed: Vec::new(),
+        };
+        m.rebuild_ready();
         m.advance();
         m
     }
@@ -151,6 +237,7 @@ impl PhaseMachine {
     pub fn with_priorities(mut self, priority: Vec<f64>) -> Self {
         if priority.len() == self.nodes.len() {
             self.priority = priority;
+            self.rebuild_ready();
         }
         self
     }
@@ -192,7 +279,7 @@ impl PhaseMachine {
 
     /// True when every task has ended.
     pub fn is_finished(&self) -> bool {
-        self.status.iter().all(|s| s.is_terminal())
+        self.phases.iter().all(|p| p.ended == p.tasks)
     }
 
     /// Tasks running now (started and not ended).
@@ -200,34 +287,35 @@ impl PhaseMachine {
         (0..self.nodes.len()).filter(|&i| is_active(self.status[i])).collect()
     }
 
+    /// How many tasks run now: `active().len()` without the scan.
+    pub fn active_count(&self) -> usize {
+        self.phases.iter().map(|p| p.active).sum()
+    }
+
     /// Tasks that may start now, best first (priority, then dependency and plan order).
     pub fn ready(&self) -> Vec<usize> {
+        self.next_ready(usize::MAX)
+    }
+
+    /// The first `limit` tasks of [`ready`](Self::ready), in O(`limit`).
+    pub fn next_ready(&self, limit: usize) -> Vec<usize> {
         let Some(phase) = self.current else { return Vec::new() };
-        let mut ready: Vec<usize> = (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].phase == phase && self.status[i] == TaskStatus::Pending)
-            .filter(|&i| {
-                self.nodes[i]
-                    .preds
-                    .iter()
-                    .all(|&(p, hard)| if hard { self.status[p] == TaskStatus::Merged } else { self.status[p].is_terminal() })
-            })
-            .collect();
-        if phase.policy() == PhasePolicy::Serial {
-            if (0..self.nodes.len()).any(|i| self.nodes[i].phase == phase && is_active(self.status[i])) {
+        let state = &self.phases[slot_of(phase)];
+        let limit = if phase.policy() == PhasePolicy::Serial {
+            if state.active > 0 {
                 return Vec::new();
             }
-            ready.sort_by_key(|&i| self.nodes[i].rank);
-            ready.truncate(1);
-            return ready;
-        }
-        ready.sort_by(|&a, &b| self.priority[b].total_cmp(&self.priority[a]).then(self.nodes[a].rank.cmp(&self.nodes[b].rank)));
-        ready
+            limit.min(1)
+        } else {
+            limit
+        };
+        state.ready.iter().take(limit).map(|k| k.index).collect()
     }
 
     /// Changes a task's status, checking the transition; returns what follows from it.
     pub fn set_status(&mut self, i: usize, to: TaskStatus) -> Result<Vec<MachineEvent>, TransitionError> {
         let from = *self.status.get(i).ok_or_else(|| TransitionError::UnknownTask(i.to_string()))?;
-        if from == TaskStatus::Pending && to == TaskStatus::InProgress && !self.ready().contains(&i) {
+        if from == TaskStatus::Pending && to == TaskStatus::InProgress && !self.may_start(i) {
             return Err(TransitionError::NotReady(self.nodes[i].id.to_string()));
         }
         if !allowed(from, to) {
@@ -244,8 +332,85 @@ impl PhaseMachine {
         self.apply(i, to)
     }
 
-    fn apply(&mut self, i: usize, to: TaskStatus) -> Vec<MachineEvent> {
+    /// Is `i` among [`ready`](Self::ready)?
+    fn may_start(&self, i: usize) -> bool {
+        let node = &self.nodes[i];
+        if self.current != Some(node.phase) || !self.is_ready(i) {
+            return false;
+        }
+        node.phase.policy() != PhasePolicy::Serial || self.next_ready(1).first() == Some(&i)
+    }
+
+    /// Pending with every incoming edge met (the phase is not considered).
+    fn is_ready(&self, i: usize) -> bool {
+        self.status[i] == TaskStatus::Pending && self.unmet[i] == 0
+    }
+
+    fn key(&self, i: usize) -> ReadyKey {
+        let node = &self.nodes[i];
+        let priority = if node.phase.policy() == PhasePolicy::Serial { 0.0 } else { self.priority[i] };
+        ReadyKey { priority, rank: node.rank, index: i }
+    }
+
+    fn rebuild_ready(&mut self) {
+        for p in &mut self.phases {
+            p.ready.clear();
+        }
+        for i in 0..self.nodes.len() {
+            if self.is_ready(i) {
+                let key = self.key(i);
+                self.phases[self.nodes[i].slot].ready.insert(key);
+            }
+        }
+    }
+
+    /// The one place a status is written: keeps the counts, the unmet edges of the successors
+    /// and the ready sets in step with it.
+    fn put(&mut self, i: usize, to: TaskStatus) {
+        let from = self.status[i];
+        if from == to {
+            return;
+        }
+        let slot = self.nodes[i].slot;
+        let was_ready = self.is_ready(i);
         self.status[i] = to;
+        let phase = &mut self.phases[slot];
+        phase.active = phase.active + usize::from(is_active(to)) - usize::from(is_active(from));
+        phase.ended = phase.ended + usize::from(to.is_terminal()) - usize::from(from.is_terminal());
+        phase.merged = phase.merged + usize::from(to == TaskStatus::Merged) - usize::from(from == TaskStatus::Merged);
+        if was_ready != self.is_ready(i) {
+            self.set_ready(i, !was_ready);
+        }
+        for k in 0..self.nodes[i].succs.len() {
+            let (s, hard) = self.nodes[i].succs[k];
+            let (before, after) = (meets(from, hard), meets(to, hard));
+            if before == after {
+                continue;
+            }
+            let was_ready = self.is_ready(s);
+            if after {
+                self.unmet[s] -= 1;
+            } else {
+                self.unmet[s] += 1;
+            }
+            if was_ready != self.is_ready(s) {
+                self.set_ready(s, !was_ready);
+            }
+        }
+    }
+
+    fn set_ready(&mut self, i: usize, ready: bool) {
+        let key = self.key(i);
+        let set = &mut self.phases[self.nodes[i].slot].ready;
+        if ready {
+            set.insert(key);
+        } else {
+            set.remove(&key);
+        }
+    }
+
+    fn apply(&mut self, i: usize, to: TaskStatus) -> Vec<MachineEvent> {
+        self.put(i, to);
         let mut events = Vec::new();
         if to.is_unsuccessful() {
             let blocked = self.block_dependents(i);
@@ -261,10 +426,10 @@ impl PhaseMachine {
         let mut out = Vec::new();
         let mut stack = vec![i];
         while let Some(n) = stack.pop() {
-            for s in self.nodes[n].succs.clone() {
-                let hard = self.nodes[s].preds.iter().any(|&(p, h)| p == n && h);
+            for k in 0..self.nodes[n].succs.len() {
+                let (s, hard) = self.nodes[n].succs[k];
                 if hard && self.status[s] == TaskStatus::Pending {
-                    self.status[s] = TaskStatus::Blocked;
+                    self.put(s, TaskStatus::Blocked);
                     out.push(self.nodes[s].id.clone());
                     stack.push(s);
                 }
@@ -277,8 +442,8 @@ impl PhaseMachine {
     fn advance(&mut self) -> Vec<MachineEvent> {
         let mut events = Vec::new();
         loop {
-            let next = Phase::ALL.into_iter().find(|p| !self.completed.contains(p) && self.nodes.iter().any(|n| n.phase == *p));
-            let Some(phase) = next else {
+            let next = Phase::ALL.into_iter().enumerate().find(|(k, p)| !self.completed.contains(p) && self.phases[*k].tasks > 0);
+            let Some((slot, phase)) = next else {
                 self.current = None;
                 return events;
             };
@@ -286,18 +451,19 @@ impl PhaseMachine {
                 self.current = Some(phase);
                 events.push(MachineEvent::PhaseStarted(phase));
             }
-            let members: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].phase == phase).collect();
-            if !members.iter().all(|&i| self.status[i].is_terminal()) {
+            let state = &self.phases[slot];
+            if state.ended < state.tasks {
                 return events;
             }
+            let failed = state.merged < state.tasks;
             self.completed.push(phase);
             events.push(MachineEvent::PhaseCompleted(phase));
-            if members.iter().any(|&i| self.status[i] != TaskStatus::Merged) {
+            if failed {
                 let later: Vec<usize> =
                     (0..self.nodes.len()).filter(|&i| self.nodes[i].phase > phase && self.status[i] == TaskStatus::Pending).collect();
                 if !later.is_empty() {
                     for &i in &later {
-                        self.status[i] = TaskStatus::Blocked;
+                        self.put(i, TaskStatus::Blocked);
                     }
                     events.push(MachineEvent::Blocked(later.iter().map(|&i| self.nodes[i].id.clone()).collect()));
                 }
@@ -411,5 +577,71 @@ mod tests {
         m.restore(0, Merged);
         assert_eq!(m.current_phase(), Some(Phase::Implementation));
         assert_eq!(m.ready(), [1]);
+    }
+
+    /// The ready set by brute force, as the rules state it.
+    fn ready_by_scan(m: &PhaseMachine) -> Vec<usize> {
+        let Some(phase) = m.current_phase() else { return Vec::new() };
+        let mut ready: Vec<usize> = (0..m.len())
+            .filter(|&i| m.nodes[i].phase == phase && m.status(i) == Pending)
+            .filter(|&i| m.nodes[i].preds.iter().all(|&(p, hard)| meets(m.status(p), hard)))
+            .collect();
+        if phase.policy() == PhasePolicy::Serial {
+            if (0..m.len()).any(|i| m.nodes[i].phase == phase && is_active(m.status(i))) {
+                return Vec::new();
+            }
+            ready.sort_by_key(|&i| m.nodes[i].rank);
+            ready.truncate(1);
+            return ready;
+        }
+        ready.sort_by(|&a, &b| m.priority[b].total_cmp(&m.priority[a]).then(m.nodes[a].rank.cmp(&m.nodes[b].rank)));
+        ready
+    }
+
+    #[test]
+    fn incremental_ready_set_matches_a_full_scan() {
+        let phases = [Phase::Architecture, Phase::Implementation, Phase::Implementation, Phase::Validation];
+        let mut seed = 7u64;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n.max(1)
+        };
+        for _ in 0..40 {
+            let n = 2 + next(30) as usize;
+            let tasks: Vec<(TaskId, Phase)> = (0..n).map(|i| (id(&format!("t{i}")), phases[next(4) as usize])).collect();
+            let mut edges = Vec::new();
+            for to in 1..n {
+                for _ in 0..next(3) {
+                    let from = next(to as u64) as usize;
+                    let reason = if next(3) == 0 { EdgeReason::WriteWrite } else { EdgeReason::Declared };
+                    edges.push((from, to, reason));
+                }
+            }
+            let priority: Vec<f64> = (0..n).map(|_| next(5) as f64).collect();
+            let mut m = PhaseMachine::new(&tasks, &edges).with_priorities(priority);
+            for _ in 0..200 {
+                assert_eq!(m.ready(), ready_by_scan(&m));
+                assert_eq!(m.active_count(), m.active().len());
+                assert_eq!(m.is_finished(), (0..n).all(|i| m.status(i).is_terminal()));
+                if m.is_finished() {
+                    break;
+                }
+                let ready = m.ready();
+                let active = m.active();
+                if !ready.is_empty() && (active.is_empty() || next(2) == 0) {
+                    let i = ready[next(ready.len() as u64) as usize];
+                    assert_eq!(m.next_ready(1).first(), ready.first());
+                    m.set_status(i, InProgress).expect("a ready task starts");
+                } else if let Some(&i) = active.get(next(active.len() as u64) as usize) {
+                    let to = [ReadyForQa, QaApproved, Merged, Merged, Failed, MergeConflict][next(6) as usize];
+                    let _ = m.set_status(i, to);
+                } else {
+                    // Nothing ready and nothing running: only a restore moves on (as a resume would).
+                    let pending: Vec<usize> = (0..n).filter(|&i| m.status(i) == Pending).collect();
+                    let Some(&i) = pending.first() else { break };
+                    m.restore(i, Merged);
+                }
+            }
+        }
     }
 }

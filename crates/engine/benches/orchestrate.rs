@@ -102,7 +102,60 @@ fn run_fugue(rt: &tokio::runtime::Runtime, repo: &Path, plan: Plan, fsync: bool)
     let summary = rt.block_on(fugue_engine::run(plan, opts)).expect("the run starts");
     let took = started.elapsed();
     assert_eq!(summary.outcome, RunOutcome::Success, "the bench run failed");
+    if std::env::var_os("FUGUE_BENCH_TRACE").is_some() {
+        println!("{}", trace(&fugue_engine::journal_path(&state.path().join(".claude"))));
+    }
     took
+}
+
+/// Where a run's time went between the agents, from its journal (`FUGUE_BENCH_TRACE=1`): the
+/// medians, over tasks, of each step of a task's life, in ms (the journal has ms timestamps).
+fn trace(journal: &Path) -> String {
+    let text = std::fs::read_to_string(journal).expect("journal");
+    let mut by_task: std::collections::HashMap<String, Vec<(String, u64, serde_json::Value)>> = Default::default();
+    let mut dispatches: Vec<u64> = Vec::new();
+    let mut ends: Vec<u64> = Vec::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("record");
+        let ts = fugue_core::time::parse_millis(v["ts"].as_str().unwrap_or_default()).unwrap_or(0);
+        let event = v["event"].as_str().unwrap_or_default().to_owned();
+        let Some(task) = v["task"].as_str() else { continue };
+        let key = if event == "status" { format!("status:{}", v["status"].as_str().unwrap_or_default()) } else { event };
+        if key == "status:in_progress" {
+            dispatches.push(ts);
+        }
+        if key == "status:merged" {
+            ends.push(ts);
+        }
+        by_task.entry(task.to_owned()).or_default().push((key, ts, v));
+    }
+    let find = |rs: &[(String, u64, serde_json::Value)], k: &str| rs.iter().find(|r| r.0 == k).map(|r| (r.1, r.2.clone()));
+    let mut steps: [Vec<f64>; 4] = Default::default();
+    for rs in by_task.values() {
+        let (Some((start, _)), Some((agent_end, agent)), Some((merged, _))) =
+            (find(rs, "status:in_progress"), find(rs, "agent_finished"), find(rs, "status:merged"))
+        else {
+            continue;
+        };
+        let agent_ms = agent["duration_ms"].as_u64().unwrap_or(0);
+        steps[0].push(agent_end.saturating_sub(agent_ms).saturating_sub(start) as f64);
+        steps[1].push(agent_ms as f64);
+        steps[2].push(merged.saturating_sub(agent_end) as f64);
+    }
+    // From a task's end to the next dispatch after it (a free slot refilled).
+    dispatches.sort_unstable();
+    for &e in &ends {
+        if let Some(&d) = dispatches.iter().find(|&&d| d >= e) {
+            steps[3].push((d - e) as f64);
+        }
+    }
+    let names = ["dispatch → agent started", "agent (spawn to exit)", "agent exit → merged", "merged → next dispatch"];
+    let mut out = String::from("| step | median ms | mean ms |\n|---|---:|---:|\n");
+    for (name, v) in names.iter().zip(steps.iter_mut()) {
+        let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        writeln!(out, "| {name} | {:.1} | {mean:.2} |", if v.is_empty() { 0.0 } else { median(v) }).unwrap();
+    }
+    out
 }
 
 fn installed(tool: &str) -> bool {
@@ -160,9 +213,8 @@ fn overhead(smoke: bool) -> String {
     // `FUGUE_BENCH_MAX_N` caps the sizes (for profiling a change quickly).
     let max_n: usize = std::env::var("FUGUE_BENCH_MAX_N").ok().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
     let sizes: Vec<(usize, usize)> = sizes.iter().copied().filter(|&(n, _)| n <= max_n).collect();
-    // Above this many tasks fugue runs only once, in the memory child (part 3), with a time limit:
-    // its BOUNDARIES.json is quadratic in the tasks (see BENCHMARKS.md).
-    let fugue_max: usize = std::env::var("FUGUE_BENCH_FUGUE_MAX_N").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
+    // Above this many tasks fugue is left out of this table (to keep a run short).
+    let fugue_max: usize = std::env::var("FUGUE_BENCH_FUGUE_MAX_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let rt = runtime();
     let repo = repo();
     let have_parallel = installed("parallel");
@@ -170,8 +222,12 @@ fn overhead(smoke: bool) -> String {
     let mut s = String::new();
     writeln!(s, "### Orchestration overhead: N no-op tasks (`true`), 8 at a time\n").unwrap();
     writeln!(s, "Per-task overhead = wall / N in ms (the ideal wall time of N no-ops is 0); median (best) of the rounds.\n").unwrap();
-    writeln!(s, "| N | rounds | fugue (fsync) | fugue (`fsync: false`) | GNU `parallel -j8` | `make -j8` |").unwrap();
-    writeln!(s, "|---:|---:|---:|---:|---:|---:|").unwrap();
+    writeln!(
+        s,
+        "| N | rounds | fugue (fsync) | fugue (`fsync: false`) | GNU `parallel -j8` | `make -j8` | fugue (fsync) above make | fugue / make |"
+    )
+    .unwrap();
+    writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|").unwrap();
     for (n, rounds) in sizes {
         let work = tempfile::tempdir().expect("temp");
         let cmds = work.path().join("cmds.txt");
@@ -211,11 +267,17 @@ fn overhead(smoke: bool) -> String {
                 format!("{:.3} ({:.3})", median(v), best)
             }
         };
+        // Medians of the same rounds: the fugue's cost above a bare process spawn per task.
+        let (above, ratio) = if times[0].is_empty() || times[3].is_empty() {
+            ("—".to_owned(), "—".to_owned())
+        } else {
+            let (f, m) = (median(&mut times[0]), median(&mut times[3]));
+            (format!("{:.3}", f - m), format!("{:.2}", f / m))
+        };
         let [a, b, c, d] = &mut times;
-        writeln!(s, "| {n} | {rounds} | {} | {} | {} | {} |", cell(a), cell(b), cell(c), cell(d)).unwrap();
+        writeln!(s, "| {n} | {rounds} | {} | {} | {} | {} | {above} | {ratio} |", cell(a), cell(b), cell(c), cell(d)).unwrap();
     }
-    writeln!(s, "\n— : not run. Above {fugue_max} tasks fugue runs once, in the memory measurement below (its wall time is there).")
-        .unwrap();
+    writeln!(s, "\n— : not run (fugue is left out above {fugue_max} tasks, `FUGUE_BENCH_FUGUE_MAX_N`).").unwrap();
     if !have_parallel {
         writeln!(s, "\nGNU parallel is not installed: skipped (install it with `apt-get install parallel`).").unwrap();
     }

@@ -34,6 +34,48 @@ pub(crate) async fn current_branch(repo: &Path) -> Result<String, EngineError> {
     Ok(b)
 }
 
+/// Refuses to start while `repo`'s index is locked. Every merge into a checked-out base
+/// needs the index; finding a lock left by a dead git only at the first merge would waste
+/// every agent's work up to it.
+pub(crate) async fn check_index_unlocked(repo: &Path) -> Result<(), EngineError> {
+    let lock = git(repo, &["rev-parse", "--git-path", "index.lock"]).await?;
+    let lock = repo.join(lock);
+    if lock.exists() {
+        return Err(EngineError::Git(format!(
+            "failed to start: {} exists, so git commands in {} will fail: wait for the git command that holds it to finish, or, if no git process is running there, remove the file",
+            lock.display(),
+            repo.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The commits on the first-parent chain from `from` (excluded) to `to`: what landed on a
+/// branch between two of its tips.
+pub(crate) async fn first_parent_since(repo: &Path, from: &str, to: &str) -> Result<Vec<String>, EngineError> {
+    let out = git(repo, &["rev-list", "--first-parent", &format!("{from}..{to}")]).await?;
+    Ok(out.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect())
+}
+
+/// Merges `commit` into the branch checked out in `worktree`. A conflict is undone and its
+/// files returned.
+pub(crate) async fn merge_into(worktree: &Path, commit: &str) -> Result<Result<(), Vec<String>>, EngineError> {
+    // A merge commit needs an identity; a machine without one still gets its merges.
+    let identity: &[&str] = if git(worktree, &["var", "GIT_COMMITTER_IDENT"]).await.is_ok() {
+        &[]
+    } else {
+        &["-c", "user.name=fugue", "-c", "user.email=fugue@localhost"]
+    };
+    let message = format!("fugue: bring {} into the task branch", &commit[..commit.len().min(12)]);
+    let merge: Vec<&str> = identity.iter().copied().chain(["merge", "--no-edit", "--no-verify", "-m", &message, commit]).collect();
+    if git(worktree, &merge).await.is_ok() {
+        return Ok(Ok(()));
+    }
+    let files = git(worktree, &["diff", "--name-only", "--diff-filter=U"]).await.unwrap_or_default();
+    git(worktree, &["merge", "--abort"]).await?;
+    Ok(Err(files.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()))
+}
+
 /// The commit `rev` names.
 pub(crate) async fn rev_parse(repo: &Path, rev: &str) -> Result<String, EngineError> {
     git(repo, &["rev-parse", "--verify", &format!("{rev}^{{commit}}")]).await

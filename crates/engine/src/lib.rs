@@ -54,16 +54,39 @@ pub struct LoadedRun {
     pub torn_tail: Option<String>,
 }
 
+/// Reads the journal in `state_dir` and checks that it is the history of a run: empty (no run
+/// yet), or beginning with `run_started`. A journal whose only line is torn, or that starts
+/// with anything else, is named as corrupt rather than taken for "no run".
+pub fn read_journal(state_dir: &Path) -> Result<journal::Replay, EngineError> {
+    let path = journal_path(state_dir);
+    let replay = journal::read(&path)?;
+    let corrupt = |message: &str| EngineError::Corrupt { path: path.clone(), message: message.to_owned() };
+    match replay.records.first() {
+        None if replay.torn_tail.is_some() => Err(corrupt(
+            "line 1, its only line, is cut short (fugue died writing the run's first event): nothing ran; move the file aside and start again with `fugue run PLAN`",
+        )),
+        Some(first) if !matches!(first.event, Event::RunStarted { .. }) => Err(corrupt(
+            "line 1 is not a `run_started` event, so this is not the history of a run: restore the journal from a backup, or move .claude/fugue aside to start over",
+        )),
+        _ => Ok(replay),
+    }
+}
+
 /// Replays the journal in `state_dir`.
 pub fn load_run(state_dir: &Path) -> Result<LoadedRun, EngineError> {
-    let replay = journal::read(&journal_path(state_dir))?;
+    let replay = read_journal(state_dir)?;
     if replay.records.is_empty() {
         return Err(EngineError::NothingToResume { state_dir: state_dir.to_owned() });
     }
     let graph_path = state_dir.join(files::DEPENDENCY_GRAPH);
-    let graph = match std::fs::read_to_string(&graph_path) {
-        Ok(text) => Some(serde_json::from_str(&text).map_err(|e| EngineError::Corrupt { path: graph_path, message: e.to_string() })?),
-        Err(_) => None,
+    // Only a missing graph is "no graph"; one that cannot be read or parsed is named.
+    let graph = match std::fs::read(&graph_path) {
+        Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| EngineError::Corrupt {
+            path: graph_path,
+            message: format!("{e}; fugue rewrites it from the plan: move it aside and run `fugue resume` again"),
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(EngineError::io("read", &graph_path, e)),
     };
     Ok(LoadedRun { view: RunView::from_records(&replay.records), graph, torn_tail: replay.torn_tail })
 }

@@ -2,9 +2,14 @@
 //! "thinking log" layout), checkpoints in `auto-memory/` after each phase, and the final
 //! report in `logs/`. They are written best-effort: a full disk must not fail a run whose
 //! journal is intact, so errors here are swallowed.
+//!
+//! The task logs and checkpoints are only *built* here, as `(path, text)`; the engine hands
+//! them to the state-file writer ([`crate::snapshot::Snapshotter::log`]), which writes them
+//! off the loop with its next flush (a forced flush at each synchronization point and at the
+//! end waits for them).
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use fugue_core::state::DependencyGraph;
 use fugue_core::{Phase, Plan, TaskSpec, TaskStatus};
@@ -15,8 +20,11 @@ fn stamp() -> String {
     fugue_core::time::now().replace([':', '-'], "")
 }
 
-/// Writes the task's log.
-pub(crate) fn task_log(state_dir: &Path, view: &RunView, task: &TaskSpec, output: &str) {
+/// A file to write: where, and what.
+pub(crate) type Doc = (PathBuf, String);
+
+/// The task's log.
+pub(crate) fn task_log(state_dir: &Path, view: &RunView, task: &TaskSpec, output: &str) -> Doc {
     let v = view.task(&task.id);
     let mut s = String::new();
     let _ = writeln!(
@@ -74,12 +82,11 @@ pub(crate) fn task_log(state_dir: &Path, view: &RunView, task: &TaskSpec, output
     if !output.is_empty() {
         let _ = writeln!(s, "## Agent Output\n```text\n{}\n```", output.trim_end());
     }
-    let path = state_dir.join("logs").join(format!("{}-{}.md", task.id, stamp()));
-    let _ = fugue_core::state::write_snapshot(&path, s.as_bytes());
+    (state_dir.join("logs").join(format!("{}-{}.md", task.id, stamp())), s)
 }
 
-/// Writes the checkpoint of a completed phase.
-pub(crate) fn checkpoint_phase(state_dir: &Path, view: &RunView, plan: &Plan, phase: Phase) {
+/// The checkpoint of a completed phase.
+pub(crate) fn checkpoint_phase(state_dir: &Path, view: &RunView, plan: &Plan, phase: Phase) -> Doc {
     let mut s = format!(
         "# Checkpoint: phase `{phase}` complete\n\nRun: {}\n\n| Task | Status | Attempts |\n|------|--------|----------|\n",
         view.execution_id
@@ -90,13 +97,12 @@ pub(crate) fn checkpoint_phase(state_dir: &Path, view: &RunView, plan: &Plan, ph
     }
     let next: Vec<&str> = plan.tasks.iter().filter(|t| t.phase > phase).map(|t| t.id.as_str()).collect();
     let _ = writeln!(s, "\nNext: {}", if next.is_empty() { "nothing — the run is complete".to_owned() } else { next.join(", ") });
-    let path = state_dir.join("auto-memory").join(format!("phase-{}-{phase}-summary.md", phase.order()));
-    let _ = fugue_core::state::write_snapshot(&path, s.as_bytes());
+    (state_dir.join("auto-memory").join(format!("phase-{}-{phase}-summary.md", phase.order())), s)
 }
 
-/// Writes the checkpoint of a finished parallel group (`parallel-group-N-summary.md`, as the
+/// The checkpoint of a finished parallel group (`parallel-group-N-summary.md`, as the
 /// playbook's checkpoint manager names them).
-pub(crate) fn checkpoint_group(state_dir: &Path, view: &RunView, group: &fugue_core::state::ParallelGroup, number: usize) {
+pub(crate) fn checkpoint_group(state_dir: &Path, view: &RunView, group: &fugue_core::state::ParallelGroup, number: usize) -> Doc {
     let mut s = format!(
         "# Checkpoint: parallel group {number} (`{}`, phase `{}`) complete\n\nRun: {}\n\n| Task | Status | Attempts | Files |\n|------|--------|----------|-------|\n",
         group.group_id, group.phase, view.execution_id
@@ -105,8 +111,7 @@ pub(crate) fn checkpoint_group(state_dir: &Path, view: &RunView, group: &fugue_c
         let v = view.task(&t.id);
         let _ = writeln!(s, "| {} | {} | {} | {} |", t.id, v.status, v.attempts, v.files.len());
     }
-    let path = state_dir.join("auto-memory").join(format!("parallel-group-{number}-summary.md"));
-    let _ = fugue_core::state::write_snapshot(&path, s.as_bytes());
+    (state_dir.join("auto-memory").join(format!("parallel-group-{number}-summary.md")), s)
 }
 
 /// Writes the final report next to the task logs.

@@ -2,9 +2,10 @@
 //!
 //! One loop owns all run state — the [`PhaseMachine`], the [`RunView`], the journal and the
 //! snapshots — and every change goes through it, in order: journal first (fsync), then the
-//! in-memory view, then (coalesced) the state files. Task pipelines run as tokio tasks and
-//! only *report* (through a channel); they never touch run state themselves. That keeps the
-//! journal a faithful, totally ordered history, which is what makes resume exact.
+//! in-memory view, then (coalesced) the state files, task logs and lock table, which one
+//! writer thread puts on disk off the loop ([`Snapshotter`]). Task pipelines run as tokio
+//! tasks and only *report* (through a channel); they never touch run state themselves. That
+//! keeps the journal a faithful, totally ordered history, which is what makes resume exact.
 //!
 //! The loop: dispatch every ready task (dependencies merged, phase current, critical path
 //! first) up to `max_agents` (one in SEQUENTIAL mode); wait for the next report; apply it;
@@ -171,6 +172,11 @@ struct Shared {
     verifier: Arc<dyn Verifier>,
     merge_lock: Mutex<()>,
     backoff: Duration,
+    /// Commits fugue put on the base (and the tips it started from): anything else on the
+    /// base's first-parent chain came from outside, and approved work is judged again before
+    /// it merges onto it. `None` when tasks run with `isolation: none`, whose commits land on
+    /// the base directly and cannot be told apart.
+    ours: Option<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// Starts a new run of `plan`.
@@ -195,6 +201,7 @@ pub async fn run(plan: Plan, opts: RunOptions) -> Result<RunSummary, EngineError
         None => git::current_branch(&opts.repo).await?,
     };
     let base_commit = git::rev_parse(&opts.repo, &base).await?;
+    git::check_index_unlocked(&opts.repo).await?;
     git::exclude_runtime_state(&opts.repo, &state_dir).await?;
     write_json_atomic(&state_dir.join("fugue").join("plan.json"), &plan).map_err(|e| EngineError::io("save the plan", &state_dir, e))?;
     write_json_atomic(&state_dir.join(files::DEPENDENCY_GRAPH), sealed.graph()).map_err(|e| EngineError::io("write", &state_dir, e))?;
@@ -218,7 +225,7 @@ pub async fn run(plan: Plan, opts: RunOptions) -> Result<RunSummary, EngineError
 pub async fn resume(opts: RunOptions) -> Result<RunSummary, EngineError> {
     let state_dir = opts.state_dir.clone();
     let journal_path = state_dir.join(files::JOURNAL);
-    let replay = journal::read(&journal_path)?;
+    let replay = crate::read_journal(&state_dir)?;
     let view = RunView::from_records(&replay.records);
     if replay.records.is_empty() || view.execution_id.is_empty() {
         return Err(EngineError::NothingToResume { state_dir });
@@ -228,16 +235,52 @@ pub async fn resume(opts: RunOptions) -> Result<RunSummary, EngineError> {
     }
     let plan_path = state_dir.join("fugue").join("plan.json");
     let text = std::fs::read_to_string(&plan_path).map_err(|e| EngineError::io("read the saved plan", &plan_path, e))?;
-    let plan: Plan = serde_json::from_str(&text).map_err(|e| EngineError::Corrupt { path: plan_path.clone(), message: e.to_string() })?;
+    let plan: Plan = serde_json::from_str(&text).map_err(|e| EngineError::Corrupt {
+        path: plan_path.clone(),
+        message: format!(
+            "{e}; it is fugue's copy of the run's plan: restore it from a backup, or move {}/fugue aside to start over",
+            state_dir.display()
+        ),
+    })?;
+    check_saved_plan(&plan, &view, &opts).map_err(|message| EngineError::Corrupt { path: plan_path.clone(), message })?;
     let sealed = DefaultPlanner::new().plan_sealed(&plan).map_err(EngineError::Plan)?;
     let run_lock = RunLock::acquire(&state_dir, &view.execution_id).map_err(|e| EngineError::RunLock(e.to_string()))?;
+    // Derived from the saved plan: rewritten, in case it was lost or moved aside as damaged.
+    write_json_atomic(&state_dir.join(files::DEPENDENCY_GRAPH), sealed.graph()).map_err(|e| EngineError::io("write", &state_dir, e))?;
     let mut journal = Journal::open(&journal_path, &replay)?;
     if !opts.fsync {
         journal = journal.without_fsync();
     }
+    git::check_index_unlocked(&opts.repo).await?;
     let base = view.base.clone();
     let execution_id = view.execution_id.clone();
     drive(plan, sealed, opts, journal, view, vec![Event::RunResumed { pid: std::process::id() }], base, execution_id, run_lock).await
+}
+
+/// The saved plan must still be the plan of the journaled run: fugue wrote it, but a file
+/// edited or damaged since would make a resume run different tasks — or silently skip some.
+fn check_saved_plan(plan: &Plan, view: &RunView, opts: &RunOptions) -> Result<(), String> {
+    let fix = "restore the file from a backup, or move the state dir's fugue/ aside to start over";
+    if plan.version != 1 {
+        return Err(format!("/version: unsupported plan version {} (fugue writes 1); {fix}", plan.version));
+    }
+    for (i, t) in plan.tasks.iter().enumerate() {
+        if !plan.agents.contains_key(&t.agent) && !opts.agents.contains_key(&t.agent) {
+            return Err(format!("/tasks/{i}/agent: unknown agent `{}` (not a key of /agents); {fix}", t.agent));
+        }
+    }
+    let saved: Vec<&fugue_core::TaskId> = plan.tasks.iter().map(|t| &t.id).collect();
+    let journaled: Vec<&fugue_core::TaskId> = view.order.iter().collect();
+    if saved != journaled {
+        let missing: Vec<String> = journaled.iter().filter(|t| !saved.contains(t)).map(|t| format!("`{t}`")).collect();
+        let extra: Vec<String> = saved.iter().filter(|t| !journaled.contains(t)).map(|t| format!("`{t}`")).collect();
+        return Err(format!(
+            "its tasks are not those the journal's run started with (missing: {}; not in the run: {}); {fix}",
+            if missing.is_empty() { "none".to_owned() } else { missing.join(", ") },
+            if extra.is_empty() { "none".to_owned() } else { extra.join(", ") },
+        ));
+    }
+    Ok(())
 }
 
 struct Loop {
@@ -288,7 +331,8 @@ impl Loop {
                 MachineEvent::PhaseStarted(phase) => self.emit(Event::PhaseStarted { phase })?,
                 MachineEvent::PhaseCompleted(phase) => {
                     self.emit(Event::PhaseCompleted { phase })?;
-                    logs::checkpoint_phase(&self.state_dir, &self.view, &self.plan, phase);
+                    let (path, text) = logs::checkpoint_phase(&self.state_dir, &self.view, &self.plan, phase);
+                    self.snap.log(path, text);
                     self.flush(true)?;
                 }
                 MachineEvent::Blocked(ids) => {
@@ -321,7 +365,9 @@ async fn drive(
     let mut lp = Loop {
         journal,
         view,
-        snap: Snapshotter::new(&state_dir, opts.snapshot_interval).with_boundaries(boundaries),
+        snap: Snapshotter::new(&state_dir, opts.snapshot_interval)
+            .map_err(|e| EngineError::io("start the state-file writer for", &state_dir, e))?
+            .with_boundaries(boundaries),
         progress: opts.progress.take(),
         plan: plan.clone(),
         outputs: HashMap::new(),
@@ -336,7 +382,9 @@ async fn drive(
     let run_info = RunInfo::current(&execution_id);
     let opened = LockManager::open(&run_info, LockPolicy::from_boundaries(&plan.boundaries), Box::new(FileStore::new(&state_dir)))
         .map_err(|e| EngineError::Locks(e.to_string()))?;
-    let locks = opened.manager;
+    // The table is written with the state files, not on every grant and release.
+    let locks = opened.manager.deferred();
+    lp.snap.set_locks(locks.clone());
 
     let needs_pool = plan.tasks.iter().any(|t| plan.isolation_of(t) == Isolation::Worktree);
     let pool = if needs_pool {
@@ -379,6 +427,11 @@ async fn drive(
         verifier,
         merge_lock: Mutex::new(()),
         backoff: opts.backoff,
+        ours: plan.tasks.iter().all(|t| plan.isolation_of(t) == Isolation::Worktree).then(|| {
+            let mut ours: std::collections::HashSet<String> = lp.view.tasks.values().filter_map(|t| t.merge_commit.clone()).collect();
+            ours.insert(lp.view.base_commit.clone());
+            std::sync::Mutex::new(ours)
+        }),
     });
 
     let work_dirs: Vec<PathBuf> = match &shared.pool {
@@ -411,14 +464,12 @@ async fn drive(
             parallel_phase = phase_parallel;
             shared.locks.set_parallel_phase(phase_parallel == Some(true)).map_err(|e| EngineError::Locks(e.to_string()))?;
         }
-        // Dispatch. Every running pipeline holds an active task, so with all slots taken there is
-        // nothing to do, and the O(tasks) scans of the machine are skipped.
-        let active = if running.len() >= max_agents { max_agents } else { machine.active().len() };
-        let ready = if active < max_agents { machine.ready() } else { Vec::new() };
+        // Dispatch the best ready tasks into the free slots (the machine answers in O(slots)).
+        let ready = machine.next_ready(max_agents.saturating_sub(machine.active_count()));
         if !ready.is_empty() {
             lp.commit()?;
         }
-        for i in ready.into_iter().take(max_agents.saturating_sub(active)) {
+        for i in ready {
             let events = machine.set_status(i, TaskStatus::InProgress).map_err(|e| EngineError::Internal(e.to_string()))?;
             let task = plan.tasks[i].clone();
             lp.emit(Event::Status { task: task.id.clone(), status: TaskStatus::InProgress })?;
@@ -504,7 +555,8 @@ fn finish_task(lp: &mut Loop, machine: &mut PhaseMachine, plan: &Plan, end: Task
         lp.machine_events(events)?;
     }
     let output = lp.outputs.remove(&end.index).unwrap_or_default();
-    logs::task_log(&lp.state_dir, &lp.view, &plan.tasks[end.index], &output);
+    let (path, text) = logs::task_log(&lp.state_dir, &lp.view, &plan.tasks[end.index], &output);
+    lp.snap.log(path, text);
     // A parallel group is done when all of its tasks have ended: checkpoint it.
     if let Some(g) = sealed.group_of(end.index)
         && let Some((members, ended)) = lp.groups.get_mut(g)
@@ -516,7 +568,8 @@ fn finish_task(lp: &mut Loop, machine: &mut PhaseMachine, plan: &Plan, end: Task
         if *ended == members.len()
             && let Some(group) = sealed.graph().execution_strategy.parallel_groups.get(g)
         {
-            logs::checkpoint_group(&lp.state_dir, &lp.view, group, g + 1);
+            let (path, text) = logs::checkpoint_group(&lp.state_dir, &lp.view, group, g + 1);
+            lp.snap.log(path, text);
         }
     }
     Ok(())
@@ -545,24 +598,35 @@ async fn reconcile(
 ) -> Result<(), EngineError> {
     let plan = &shared.plan;
     for (i, t) in plan.tasks.iter().enumerate() {
+        // An earlier resume may itself have died after journaling its tasks back to pending:
+        // what a task had reached is read from its facts (merge commit, approval, attempts),
+        // not from that status, or a second crash would redo — and re-merge — finished work.
         let v = lp.view.task(&t.id);
-        match v.status {
-            TaskStatus::Pending => {}
-            s if s.is_terminal() => {
-                machine.restore(i, s);
-            }
-            TaskStatus::QaApproved => {
-                // Approved before the crash: only the merge is left (idempotent).
-                resume_at.insert(i, ResumeAt { attempt: v.attempts.max(1), merge_only: true, job: None });
-                lp.emit(Event::Status { task: t.id.clone(), status: TaskStatus::Pending })?;
-            }
-            _ => {
-                // Interrupted mid-attempt: run the same attempt again.
-                // A cluster job of that attempt may still be running: re-attach to it.
-                let job = v.job.clone().filter(|j| j.attempt == v.attempts.max(1));
-                resume_at.insert(i, ResumeAt { attempt: v.attempts.max(1), merge_only: false, job });
-                lp.emit(Event::Status { task: t.id.clone(), status: TaskStatus::Pending })?;
-            }
+        let attempt = v.attempts.max(1);
+        if v.status.is_terminal() {
+            machine.restore(i, v.status);
+            continue;
+        }
+        if v.merge_commit.is_some() {
+            // Merged, but the crash came before its status was journaled.
+            machine.restore(i, TaskStatus::Merged);
+            lp.emit(Event::Status { task: t.id.clone(), status: TaskStatus::Merged })?;
+            continue;
+        }
+        if v.status == TaskStatus::Pending && v.attempts == 0 {
+            continue;
+        }
+        let at = if v.approved == Some(attempt) {
+            // Approved before the crash: only the merge is left (idempotent).
+            ResumeAt { attempt, merge_only: true, job: None }
+        } else {
+            // Interrupted mid-attempt: run the same attempt again, re-attaching to its cluster
+            // job if one may still be running.
+            ResumeAt { attempt, merge_only: false, job: v.job.clone().filter(|j| j.attempt == attempt) }
+        };
+        resume_at.insert(i, at);
+        if v.status != TaskStatus::Pending {
+            lp.emit(Event::Status { task: t.id.clone(), status: TaskStatus::Pending })?;
         }
     }
     // Slots the dead run held for tasks that are over go back to the pool.
@@ -599,7 +663,7 @@ async fn pipeline(shared: Arc<Shared>, index: usize, task: TaskSpec, at: ResumeA
         let _ = tx.send(m);
     };
     let max_attempts = shared.plan.parallelization.retry_on_failure + 1;
-    let ResumeAt { mut attempt, merge_only, mut job } = at;
+    let ResumeAt { mut attempt, mut merge_only, mut job } = at;
     loop {
         match attempt_once(&shared, index, &task, attempt, merge_only, job.take(), &tx).await {
             Ok(status) => return TaskEnd { index, status },
@@ -611,6 +675,8 @@ async fn pipeline(shared: Arc<Shared>, index: usize, task: TaskSpec, at: ResumeA
                 let factor = 1u32 << (attempt - 1).min(8);
                 tokio::time::sleep((shared.backoff * factor).min(Duration::from_secs(30))).await;
                 attempt += 1;
+                // A new attempt does the work again: what was approved is what failed to merge.
+                merge_only = false;
                 send(Msg::Status(index, TaskStatus::InProgress));
             }
         }
@@ -721,6 +787,7 @@ async fn attempt_once(
     // The files QA saw the branch change; a verifier that does not report them (or a resumed
     // merge) makes the merge step ask git.
     let mut approved_files: Vec<String> = Vec::new();
+    let mut qa_rounds = 0;
     if !merge_only {
         let agent =
             shared.agents.get(&task.agent).cloned().ok_or_else(|| AttemptError::fatal(format!("unknown agent `{}`", task.agent)))?;
@@ -782,6 +849,7 @@ async fn attempt_once(
                 iteration,
             };
             let result = shared.verifier.verify(req).await.map_err(|e| AttemptError::retry(format!("QA could not run: {e}")))?;
+            qa_rounds = iteration + 1;
             let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             send(Msg::Event(Event::QaFinished {
                 task: task.id.clone(),
@@ -831,6 +899,11 @@ async fn attempt_once(
         return Ok(TaskStatus::Merged);
     };
     let _queue = shared.merge_lock.lock().await;
+    if !merge_only
+        && let Some(status) = reverify_if_base_moved(shared, task, attempt, qa_rounds, &worktree, &branch, &base_commit, &send).await?
+    {
+        return Ok(status);
+    }
     let pool = shared.pool.clone().ok_or_else(|| AttemptError::fatal("no pool"))?;
     let files = if approved_files.is_empty() {
         git::changed_files(&shared.repo, &base_commit, &branch).await.unwrap_or_default()
@@ -844,6 +917,9 @@ async fn attempt_once(
         .map_err(|e| AttemptError::fatal(format!("failed to merge {branch}: {e}")))?;
     match report.branches.first().map(|b| &b.outcome) {
         Some(BranchOutcome::Merged | BranchOutcome::AlreadyMerged) => {
+            if let Some(ours) = &shared.ours {
+                ours.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(report.new.clone());
+            }
             send(Msg::Event(Event::Merged { task: task.id.clone(), commit: report.new.clone(), files }));
             Ok(TaskStatus::Merged)
         }
@@ -851,8 +927,75 @@ async fn attempt_once(
             send(Msg::Event(Event::MergeConflicted { task: task.id.clone(), files: files.clone() }));
             Ok(TaskStatus::MergeConflict)
         }
-        other => Err(AttemptError::fatal(format!("merge of {} did not happen: {other:?}", report.target))),
+        Some(BranchOutcome::Missing) => Err(AttemptError::retry(format!(
+            "the task branch {} is gone (deleted during the run?): the attempt is run again from the base",
+            report.branches.first().map_or("", |b| b.branch.as_str())
+        ))),
+        other => Err(AttemptError::fatal(format!("merge into {} did not happen: {other:?}", report.target))),
     }
+}
+
+/// Judges approved work again when someone else moved the base since the attempt started:
+/// QA saw the branch against a base that is no longer the one it merges onto. The new tip is
+/// merged into the task branch (a conflict ends the task as a merge conflict) and the gates
+/// run once more against it; a rejection fails the attempt, so it retries as configured.
+/// `Some(status)` ends the attempt; `None` goes on to the merge.
+#[expect(clippy::too_many_arguments, reason = "the attempt's state, passed through")]
+async fn reverify_if_base_moved(
+    shared: &Arc<Shared>,
+    task: &TaskSpec,
+    attempt: u32,
+    iteration: u32,
+    worktree: &Path,
+    branch: &str,
+    base_commit: &str,
+    send: &impl Fn(Msg),
+) -> Result<Option<TaskStatus>, AttemptError> {
+    let Some(ours) = &shared.ours else { return Ok(None) };
+    let tip = resolve_commit(&shared.repo, &shared.base).await.map_err(|e| AttemptError::retry(e.to_string()))?;
+    if tip == base_commit {
+        return Ok(None);
+    }
+    let landed = git::first_parent_since(&shared.repo, base_commit, &tip).await.map_err(|e| AttemptError::retry(e.to_string()))?;
+    let outside: Vec<String> = {
+        let ours = ours.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        landed.into_iter().filter(|c| !ours.contains(c)).collect()
+    };
+    let Some(first) = outside.first() else { return Ok(None) };
+    let moved = format!("{} moved outside fugue ({} commit(s), e.g. {})", shared.base, outside.len(), &first[..first.len().min(10)]);
+    if let Err(files) = git::merge_into(worktree, &tip).await.map_err(|e| AttemptError::retry(format!("{moved}: {e}")))? {
+        send(Msg::Event(Event::MergeConflicted { task: task.id.clone(), files }));
+        return Ok(Some(TaskStatus::MergeConflict));
+    }
+    // The task stays approved meanwhile: the status machine has no way back, and the verdict
+    // below either confirms it or fails the attempt.
+    let started = std::time::Instant::now();
+    let req = VerifyRequest {
+        task: task.clone(),
+        phase_parallel: task.phase.is_parallel(),
+        repo: shared.repo.clone(),
+        worktree: worktree.to_path_buf(),
+        branch: Some(branch.to_owned()),
+        base_commit: tip,
+        iteration,
+    };
+    let result = shared.verifier.verify(req).await.map_err(|e| AttemptError::retry(format!("QA could not run: {e}")))?;
+    send(Msg::Event(Event::QaFinished {
+        task: task.id.clone(),
+        attempt,
+        iteration,
+        verdict: result.verdict,
+        reports: result.reports.clone(),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }));
+    if result.verdict != QaVerdict::TaskApproved {
+        return Err(AttemptError::retry(format!(
+            "{moved}, and QA on the new tip said {:?}: {}",
+            result.verdict,
+            first_line(&result.feedback)
+        )));
+    }
+    Ok(None)
 }
 
 /// The commit `rev` (`HEAD` or a branch name) names. Two of these per task were two `git`

@@ -1,11 +1,21 @@
 //! The playbook state files, derived from the run view and written atomically — but not on
-//! every event.
+//! every event, and not by the loop.
 //!
 //! Rewriting `PARALLEL_STATUS.json` (O(tasks)) on each of O(tasks) events would make a run
 //! quadratic. The [`Snapshotter`] marks files dirty as events arrive and writes them when
-//! asked to `flush`: the engine flushes after a burst of events (at most every
-//! `interval`), at every synchronization point, and at the end. The journal, not these
-//! files, is what a resume trusts.
+//! asked to `flush`: the engine flushes after a burst of events (at most every `interval`,
+//! stretched so that serializing a large table takes at most a twentieth of the time), at
+//! every synchronization point, and at the end. The journal, not these files, is what a
+//! resume trusts, and the engine commits it before it flushes, so no file runs ahead of it.
+//!
+//! The loop only serializes. Writing happens on one writer thread, in order: on this kind of
+//! disk replacing a file (temp file, rename over the old one) costs about a millisecond, and a
+//! short task's log, the lock table and the state files were several of those per task on the
+//! loop's path between a task's end and the next dispatch. Task logs are queued as tasks end
+//! and handed over with the next flush; the lock table ([`LockManager::deferred`]) is written
+//! by the same thread after the state files. A forced flush waits until everything queued is
+//! on disk and reports the first error since the previous forced flush; a crash in between
+//! leaves the previous complete files, which the next run or resume rewrites from the journal.
 //!
 //! `BOUNDARIES.json` is the exception to "every flush": each task's `cannot_modify` lists the
 //! other writers of its phase, so the file grows with the square of the tasks, and its only
@@ -13,28 +23,122 @@
 //! every synchronization point, the end — where the statuses of a whole phase settle.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fugue_core::Plan;
-use fugue_core::state::{BoundariesFile, BoundaryStatus, ParallelStatus, TaskEntry, WorkflowState, files, write_json_snapshot};
+use fugue_core::state::{BoundariesFile, BoundaryStatus, ParallelStatus, TaskEntry, WorkflowState, files, write_snapshot};
+use fugue_locks::LockManager;
 
 use crate::view::RunView;
+
+/// What the writer thread does, in order.
+enum Job {
+    /// Replace a file atomically; a failure is reported at the next barrier.
+    File(PathBuf, Vec<u8>),
+    /// Replace a file atomically, best-effort (task logs: a full disk must not fail a run
+    /// whose journal is intact).
+    Log(PathBuf, Vec<u8>),
+    /// Write the lock table if it changed.
+    Locks(LockManager),
+    /// Answer once every earlier job is done, with the first error since the last barrier.
+    Barrier(mpsc::SyncSender<Option<std::io::Error>>),
+}
+
+/// The writer thread and its queue.
+#[derive(Debug)]
+struct Writer {
+    tx: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    fn spawn() -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new().name("fugue-snapshots".to_owned()).spawn(move || {
+            let mut first_error: Option<std::io::Error> = None;
+            for job in rx {
+                let result = match job {
+                    Job::File(path, bytes) => write_snapshot(&path, &bytes),
+                    Job::Log(path, bytes) => {
+                        let _ = write_snapshot(&path, &bytes);
+                        Ok(())
+                    }
+                    Job::Locks(locks) => locks.flush().map(|_| ()).map_err(std::io::Error::other),
+                    Job::Barrier(reply) => {
+                        let _ = reply.send(first_error.take());
+                        Ok(())
+                    }
+                };
+                if let Err(e) = result {
+                    first_error.get_or_insert(e);
+                }
+            }
+        })?;
+        Ok(Self { tx: Some(tx), thread: Some(thread) })
+    }
+
+    fn send(&self, job: Job) -> std::io::Result<()> {
+        match &self.tx {
+            Some(tx) => tx.send(job).map_err(|_| std::io::Error::other("the state-file writer thread is gone")),
+            None => Err(std::io::Error::other("the state-file writer is closed")),
+        }
+    }
+
+    /// Waits for every queued write; the first error since the last barrier.
+    fn barrier(&self) -> std::io::Result<()> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send(Job::Barrier(reply))?;
+        match answer.recv() {
+            Ok(None) => Ok(()),
+            Ok(Some(e)) => Err(e),
+            Err(_) => Err(std::io::Error::other("the state-file writer thread is gone")),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue lets the thread finish what is queued and end.
+        self.tx.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
 
 /// Writes the state files from a [`RunView`], coalescing writes.
 #[derive(Debug)]
 pub struct Snapshotter {
     dir: PathBuf,
     interval: Duration,
+    /// `interval`, or longer when serializing the tables takes long (many tasks).
+    spacing: Duration,
     last: Option<Instant>,
     dirty: bool,
     boundaries: Option<BoundariesFile>,
+    locks: Option<LockManager>,
+    logs: Vec<(PathBuf, Vec<u8>)>,
+    writer: Writer,
     writes: u64,
 }
 
 impl Snapshotter {
     /// Snapshots into `state_dir`, at most once per `interval` unless forced.
-    pub fn new(state_dir: &Path, interval: Duration) -> Self {
-        Self { dir: state_dir.to_owned(), interval, last: None, dirty: true, boundaries: None, writes: 0 }
+    pub fn new(state_dir: &Path, interval: Duration) -> std::io::Result<Self> {
+        Ok(Self {
+            dir: state_dir.to_owned(),
+            interval,
+            spacing: interval,
+            last: None,
+            dirty: true,
+            boundaries: None,
+            locks: None,
+            logs: Vec::new(),
+            writer: Writer::spawn()?,
+            writes: 0,
+        })
     }
 
     /// Also maintain `BOUNDARIES.json` (statuses follow the tasks).
@@ -43,8 +147,19 @@ impl Snapshotter {
         self
     }
 
+    /// Also write the lock table (a [deferred](LockManager::deferred) manager) at each flush.
+    pub fn set_locks(&mut self, locks: LockManager) {
+        self.locks = Some(locks);
+    }
+
     /// Something changed.
     pub fn touch(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Queues a task log (a new file, best-effort) for the next flush.
+    pub fn log(&mut self, path: PathBuf, text: String) {
+        self.logs.push((path, text.into_bytes()));
         self.dirty = true;
     }
 
@@ -55,18 +170,29 @@ impl Snapshotter {
 
     /// Whether [`flush`](Self::flush) would write now.
     pub fn due(&self, force: bool) -> bool {
-        self.dirty && (force || self.last.is_none_or(|l| l.elapsed() >= self.interval))
+        self.dirty && (force || self.last.is_none_or(|l| l.elapsed() >= self.spacing))
     }
 
-    /// Writes if dirty and the interval has passed (or `force`).
+    /// Writes if dirty and the interval has passed (or `force`). A forced flush returns once
+    /// everything is on disk (and reports a failed write of any flush since the last forced
+    /// one); the others return once the files are queued.
     pub fn flush(&mut self, view: &RunView, plan: &Plan, force: bool) -> std::io::Result<bool> {
         if !self.due(force) {
             return Ok(false);
         }
+        let started = Instant::now();
         self.write(view, plan, force)?;
         self.dirty = false;
         self.last = Some(Instant::now());
+        // A zero interval asks for every flush to write (tests); otherwise keep the writing
+        // under a twentieth of the run's time, however large the tables grow.
+        if !self.interval.is_zero() {
+            self.spacing = self.interval.max(started.elapsed() * 20);
+        }
         self.writes += 1;
+        if force {
+            self.writer.barrier()?;
+        }
         Ok(true)
     }
 
@@ -78,7 +204,7 @@ impl Snapshotter {
             execution_id: Some(view.execution_id.clone()),
             updated: Some(fugue_core::time::now()),
         };
-        write_json_snapshot(&self.dir.join(files::WORKFLOW_STATE), &workflow)?;
+        self.writer.send(Job::File(self.dir.join(files::WORKFLOW_STATE), json(&workflow)?))?;
         let status = ParallelStatus {
             execution_id: view.execution_id.clone(),
             phase: view.current_phase,
@@ -105,7 +231,7 @@ impl Snapshotter {
                 })
                 .collect(),
         };
-        write_json_snapshot(&self.dir.join(files::PARALLEL_STATUS), &status)?;
+        self.writer.send(Job::File(self.dir.join(files::PARALLEL_STATUS), json(&status)?))?;
         if let Some(b) = self.boundaries.as_mut().filter(|_| force) {
             for (id, boundary) in b.0.iter_mut() {
                 boundary.status = match view.tasks.get(id).map(|t| t.status) {
@@ -114,10 +240,32 @@ impl Snapshotter {
                     _ => BoundaryStatus::Active,
                 };
             }
-            write_json_snapshot(&self.dir.join(files::BOUNDARIES), b)?;
+            self.writer.send(Job::File(self.dir.join(files::BOUNDARIES), json(b)?))?;
+        }
+        if let Some(locks) = &self.locks {
+            self.writer.send(Job::Locks(locks.clone()))?;
+        }
+        for (path, bytes) in self.logs.drain(..) {
+            self.writer.send(Job::Log(path, bytes))?;
         }
         Ok(())
     }
+}
+
+impl Drop for Snapshotter {
+    fn drop(&mut self) {
+        // However the run ends, the lock table on disk should not keep releases it missed.
+        if let Some(locks) = self.locks.take() {
+            let _ = self.writer.send(Job::Locks(locks));
+        }
+    }
+}
+
+/// Pretty JSON with a trailing newline, as the playbook files are written.
+fn json<T: serde::Serialize>(value: &T) -> std::io::Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -148,7 +296,7 @@ mod tests {
                 status: BoundaryStatus::Active,
             },
         );
-        let mut snap = Snapshotter::new(dir.path(), Duration::ZERO).with_boundaries(b);
+        let mut snap = Snapshotter::new(dir.path(), Duration::ZERO).expect("writer").with_boundaries(b);
         let (view, plan) = (RunView::default(), plan());
         assert!(snap.due(false));
         assert!(snap.flush(&view, &plan, true).expect("flush"));
@@ -164,5 +312,33 @@ mod tests {
         assert!(snap.flush(&view, &plan, true).expect("flush"));
         assert!(path.exists());
         assert_eq!(snap.writes(), 3);
+    }
+
+    #[test]
+    fn logs_and_the_lock_table_are_written_by_the_next_flush_and_on_disk_after_a_forced_one() {
+        let dir = tempfile::tempdir().expect("dir");
+        let run = fugue_locks::RunInfo::current("r");
+        let locks =
+            fugue_locks::LockManager::open(&run, fugue_locks::LockPolicy::default(), Box::new(fugue_locks::FileStore::new(dir.path())))
+                .expect("locks")
+                .manager
+                .deferred();
+        let mut snap = Snapshotter::new(dir.path(), Duration::from_secs(3600)).expect("writer");
+        snap.set_locks(locks.clone());
+        let (view, plan) = (RunView::default(), plan());
+        assert!(snap.flush(&view, &plan, true).expect("flush"));
+        let claims = fugue_locks::ClaimSet::from_scopes(
+            &fugue_core::Scope(vec![fugue_core::Pattern::parse("src/**").expect("pattern")]),
+            &fugue_core::Scope::default(),
+        );
+        assert!(matches!(locks.try_acquire("t", &claims).expect("acquire"), fugue_locks::TryAcquire::Granted(_)));
+        let log = dir.path().join("logs").join("t.md");
+        snap.log(log.clone(), "# log\n".to_owned());
+        assert!(!snap.flush(&view, &plan, false).expect("flush"), "the interval has not passed");
+        assert!(!log.exists(), "queued until the next flush");
+        assert!(snap.flush(&view, &plan, true).expect("flush"));
+        assert_eq!(std::fs::read_to_string(&log).expect("log"), "# log\n");
+        let table = std::fs::read_to_string(dir.path().join(files::RESOURCE_LOCKS)).expect("locks");
+        assert!(table.contains("src/**"), "{table}");
     }
 }

@@ -69,6 +69,9 @@ pub struct TaskView {
     pub last_error: Option<String>,
     /// The scheduler job of the iteration in flight (submitted, not yet reported finished).
     pub job: Option<JobRef>,
+    /// The attempt QA approved, until that attempt fails: a resume only merges it, even after
+    /// an earlier resume journaled the task back to pending.
+    pub approved: Option<u32>,
     /// Open busy interval start.
     open: Option<u64>,
 }
@@ -163,6 +166,9 @@ impl RunView {
             Event::Status { task, status } => {
                 let t = self.tasks.entry(task.clone()).or_default();
                 t.status = *status;
+                if *status == TaskStatus::QaApproved {
+                    t.approved = Some(t.attempts.max(1));
+                }
                 if status.is_terminal() {
                     t.job = None;
                     t.completed = Some(r.ts.clone());
@@ -192,8 +198,11 @@ impl RunView {
                 t.iterations = *iteration;
                 t.job = None;
             }
-            Event::QaFinished { task, iteration, verdict, reports, .. } => {
+            Event::QaFinished { task, attempt, iteration, verdict, reports, .. } => {
                 let t = self.tasks.entry(task.clone()).or_default();
+                if *verdict == QaVerdict::TaskApproved {
+                    t.approved = Some(*attempt);
+                }
                 t.iterations = *iteration + u32::from(*verdict == QaVerdict::TaskRejected);
                 t.qa.clone_from(reports);
             }
@@ -211,6 +220,7 @@ impl RunView {
                 let t = self.tasks.entry(task.clone()).or_default();
                 t.last_error = Some(reason.clone());
                 t.job = None;
+                t.approved = None;
                 if let Some(start) = t.open.take() {
                     t.busy.push(Span { start, end: ms });
                 }

@@ -17,7 +17,13 @@
 //! grant it never saw), so cancellation leaks nothing.
 //!
 //! After every change to the held set the table is written to the store (`RESOURCE_LOCKS.json`)
-//! when there is one; without a store the manager runs purely in memory.
+//! when there is one; without a store the manager runs purely in memory. A manager switched to
+//! [deferred](LockManager::deferred) persistence only marks the table changed and writes it on
+//! [`LockManager::flush`]: a run's engine flushes it with its other state files, because a
+//! snapshot per grant and per release (a temp file renamed over the old one, about a
+//! millisecond each on an ext4 disk) was the largest per-task cost of short tasks. The file is
+//! never the truth while the run lives (this table is), and after a crash every record of the
+//! dead run is reclaimed whatever the file says, so a lagging snapshot loses nothing.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -186,6 +192,10 @@ struct Table {
     queue: BTreeSet<u64>,
     next_id: u64,
     store: Option<Box<dyn LockStore>>,
+    /// Persist on [`LockManager::flush`] only.
+    deferred: bool,
+    /// The held set changed since the last write.
+    dirty: bool,
 }
 
 /// The lock manager. Cloning gives another handle to the same table.
@@ -235,6 +245,30 @@ impl LockManager {
         table.store = Some(store);
         table.persist()?;
         Ok(Opened { manager: Self::from_table(table), reclaimed })
+    }
+
+    /// Switches to deferred persistence: changes mark the table dirty and only
+    /// [`flush`](Self::flush) writes the store. For a caller that flushes regularly (the engine
+    /// does, with its state files) and at the end.
+    #[must_use]
+    pub fn deferred(self) -> Self {
+        self.lock().deferred = true;
+        self
+    }
+
+    /// Writes the table to the store if it changed since the last write; returns whether it
+    /// wrote. A no-op without a store. On an error the table stays dirty, so the next flush
+    /// tries again.
+    pub fn flush(&self) -> Result<bool, LockError> {
+        let mut t = self.lock();
+        if !t.dirty || t.store.is_none() {
+            return Ok(false);
+        }
+        let written = t.write();
+        if written.is_err() {
+            t.dirty = true;
+        }
+        written.map(|()| true)
     }
 
     fn from_table(table: Table) -> Self {
@@ -414,6 +448,8 @@ impl Table {
             queue: BTreeSet::new(),
             next_id: 0,
             store: None,
+            deferred: false,
+            dirty: false,
         }
     }
 
@@ -630,6 +666,15 @@ impl Table {
         if self.store.is_none() {
             return Ok(());
         }
+        if self.deferred {
+            self.dirty = true;
+            return Ok(());
+        }
+        self.write()
+    }
+
+    fn write(&mut self) -> Result<(), LockError> {
+        self.dirty = false;
         let snapshot = self.snapshot();
         match &mut self.store {
             Some(store) => store.save(&snapshot),
@@ -875,6 +920,35 @@ mod tests {
 
         m.release("a").expect("release");
         assert!(store.load().expect("load").locks.is_empty(), "the last writer's snapshot wins");
+    }
+
+    #[test]
+    fn deferred_persistence_writes_on_flush_only_and_retries_a_failed_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = RunInfo::current("run-1");
+        let m = LockManager::open(&run, policy(), Box::new(FileStore::new(dir.path()))).expect("open").manager.deferred();
+        let store = FileStore::new(dir.path());
+        let on_disk = || store.clone().load().expect("load").locks.len();
+        assert!(!m.flush().expect("flush"), "nothing changed since open");
+        granted(m.try_acquire("a", &w("src/a.rs")));
+        granted(m.try_acquire("b", &w("src/b.rs")));
+        assert_eq!(on_disk(), 0, "grants are not written one by one");
+        assert!(m.flush().expect("flush"));
+        assert_eq!(store.clone().load().expect("load"), m.snapshot());
+        assert!(!m.flush().expect("flush"), "clean after a write");
+        m.release("a").expect("release");
+        assert_eq!(on_disk(), 2);
+        assert!(m.flush().expect("flush"));
+        assert_eq!(on_disk(), 1);
+
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flaky = LockManager::new(policy());
+        flaky.lock().store = Some(Box::new(FlakyStore(fail.clone())));
+        let flaky = flaky.deferred();
+        granted(flaky.try_acquire("a", &w("src/a.rs")));
+        assert!(flaky.flush().is_err(), "the write error surfaces at the flush");
+        fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert!(flaky.flush().expect("flush"), "still dirty: the next flush writes");
     }
 
     /// A store whose writes fail on demand.

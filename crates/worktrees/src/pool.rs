@@ -581,11 +581,20 @@ impl Pool {
         if !path.join(".git").is_file() {
             return Ok(());
         }
-        let is_symbolic = repo::worktree_gitdir(path).and_then(|g| repo::head_ref(&g)).is_some();
-        if is_symbolic {
-            self.repo.git.cmd(path).args(["update-ref", "--no-deref", "-m", "fugue: release slot", "HEAD", "HEAD"]).run()?;
+        let Some(head_ref) = repo::worktree_gitdir(path).and_then(|g| repo::head_ref(&g)) else { return Ok(()) };
+        let detach = |at: &str| self.repo.git.cmd(path).args(["update-ref", "--no-deref", "-m", "fugue: release slot", "HEAD", at]).run();
+        match detach("HEAD") {
+            Ok(_) => Ok(()),
+            // The branch may be gone (deleted while a task ran): HEAD is then unborn and cannot
+            // be detached at itself; park it at the repository's HEAD so the slot can still be
+            // freed (its files are reset when it is next recycled).
+            Err(e) if self.repo.resolve(std::slice::from_ref(&head_ref))?.first().is_some_and(Option::is_none) => {
+                let head = self.repo.resolve(&["HEAD".to_owned()])?.into_iter().next().flatten().ok_or(e)?;
+                detach(&head)?;
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
-        Ok(())
     }
 
     /// Creates detached worktrees at `oid`, a few at a time.

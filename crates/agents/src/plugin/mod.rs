@@ -319,8 +319,14 @@ impl Plugin {
         trust::check_trusted(&canonical)?;
         // SAFETY: opening a library runs its initialisers; a plugin is code the user chose to
         // run, exactly like an agent's program.
-        let library = unsafe { Library::open(Some(&canonical), RTLD_NOW | RTLD_LOCAL) }
-            .map_err(|e| PluginError::Open { path: canonical.clone(), message: e.to_string() })?;
+        let library = unsafe { Library::open(Some(&canonical), RTLD_NOW | RTLD_LOCAL) }.map_err(|e| {
+            // libloading keeps dlerror()'s text (say, "invalid ELF header") as the source.
+            let message = match std::error::Error::source(&e) {
+                Some(why) => format!("{e}: {why}"),
+                None => e.to_string(),
+            };
+            PluginError::Open { path: canonical.clone(), message }
+        })?;
         let library = Arc::new(library);
         registry.libraries.push(Arc::clone(&library));
         let plugin = Arc::new(Self::from_library(canonical.clone(), library)?);

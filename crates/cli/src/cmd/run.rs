@@ -70,7 +70,10 @@ pub(crate) fn run(global: &Global, args: RunArgs) -> CliResult {
 
 pub(crate) fn resume(global: &Global, args: ResumeArgs) -> CliResult {
     let state_dir = global.state_dir();
-    let total = fugue_engine::load_run(&state_dir).map(|r| r.view.order.len()).map_err(engine_error)?;
+    // The journal alone: the derived state files (a damaged DEPENDENCY_GRAPH.json, say) are
+    // rewritten by the resume, not a reason to refuse it.
+    let replay = fugue_engine::read_journal(&state_dir).map_err(engine_error)?;
+    let total = fugue_engine::RunView::from_records(&replay.records).order.len();
     let opts = RunOptions::new(&global.repo, state_dir);
     execute(global, Style::pick(args.json, global.quiet), total, opts, fugue_engine::resume)
 }

@@ -95,6 +95,7 @@ impl Scenario {
 
     /// Starts `fugue ARGS` in the repository; its stderr goes to `<root>/stderr-N.txt`.
     pub(crate) fn spawn(&self, args: &[&str]) -> Child {
+        // stderr goes to a numbered file in the scenario's root; `stderr_of` reads them back.
         let n = std::fs::read_dir(self.root()).map(|d| d.count()).unwrap_or(0);
         let stderr = std::fs::File::create(self.root().join(format!("stderr-{n}.txt"))).expect("stderr file");
         Command::new(env!("CARGO_BIN_EXE_fugue"))
@@ -435,4 +436,15 @@ fn splitmix64_matches_the_reference_sequence() {
     let mut r = SplitMix64::new(1_234_567);
     assert_eq!(r.next_u64(), 6_457_827_717_110_365_317);
     assert_eq!(r.next_u64(), 3_203_168_211_198_807_973);
+}
+
+/// Everything the scenario's spawned `fugue` processes wrote on stderr.
+pub(crate) fn stderr_of(s: &Scenario) -> String {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(s.root())
+        .map(|d| {
+            d.flatten().map(|e| e.path()).filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("stderr-"))).collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files.iter().map(|f| std::fs::read_to_string(f).unwrap_or_default()).collect::<Vec<_>>().join("\n")
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `fugue` binary: one test binary, a temp dir per test.
 
+mod bad_inputs;
 mod bad_plans;
 mod demo;
 mod faults;

@@ -165,6 +165,8 @@ pub fn read_auto_context(path: &Path) -> Result<Option<Value>, LoadError> {
 
 /// Checks a plan given as text; `name` is used in messages.
 pub fn load_str(name: &str, text: &str, opts: &LoadOptions) -> Result<LoadedPlan, LoadError> {
+    // Editors on some systems start UTF-8 files with a byte order mark; it is not content.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let source = SourceFile { name: name.to_owned(), text: text.into() };
     let (mut doc, map, mut issues) = parse_source(&source)?;
     if let Some(defaults) = opts.auto_context.as_deref().map(read_auto_context).transpose()?.flatten() {

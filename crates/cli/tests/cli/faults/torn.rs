@@ -190,7 +190,6 @@ fn a_truncated_dependency_graph_is_named() {
 }
 
 #[test]
-#[ignore = "fault: a non-UTF-8 DEPENDENCY_GRAPH.json reads as missing; resume goes on and validate blames a missing file"]
 fn a_garbled_dependency_graph_is_named_or_rebuilt() {
     damaged_state_files(&["DEPENDENCY_GRAPH.json"], &[Damage::Garbage]);
 }
