@@ -23,7 +23,8 @@
 //! every synchronization point, the end — where the statuses of a whole phase settle.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -51,16 +52,24 @@ enum Job {
 struct Writer {
     tx: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// State files queued and not yet written.
+    pending: Arc<AtomicUsize>,
 }
 
 impl Writer {
     fn spawn() -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let written = Arc::clone(&pending);
         let thread = std::thread::Builder::new().name("fugue-snapshots".to_owned()).spawn(move || {
             let mut first_error: Option<std::io::Error> = None;
             for job in rx {
                 let result = match job {
-                    Job::File(path, bytes) => write_snapshot(&path, &bytes),
+                    Job::File(path, bytes) => {
+                        let result = write_snapshot(&path, &bytes);
+                        written.fetch_sub(1, AtomicOrdering::AcqRel);
+                        result
+                    }
                     Job::Log(path, bytes) => {
                         let _ = write_snapshot(&path, &bytes);
                         Ok(())
@@ -76,14 +85,27 @@ impl Writer {
                 }
             }
         })?;
-        Ok(Self { tx: Some(tx), thread: Some(thread) })
+        Ok(Self { tx: Some(tx), thread: Some(thread), pending })
+    }
+
+    /// Are state files from an earlier flush still waiting to be written?
+    fn busy(&self) -> bool {
+        self.pending.load(AtomicOrdering::Acquire) > 0
     }
 
     fn send(&self, job: Job) -> std::io::Result<()> {
-        match &self.tx {
+        let file = matches!(job, Job::File(..));
+        if file {
+            self.pending.fetch_add(1, AtomicOrdering::AcqRel);
+        }
+        let sent = match &self.tx {
             Some(tx) => tx.send(job).map_err(|_| std::io::Error::other("the state-file writer thread is gone")),
             None => Err(std::io::Error::other("the state-file writer is closed")),
+        };
+        if sent.is_err() && file {
+            self.pending.fetch_sub(1, AtomicOrdering::AcqRel);
         }
+        sent
     }
 
     /// Waits for every queued write; the first error since the last barrier.
@@ -170,7 +192,9 @@ impl Snapshotter {
 
     /// Whether [`flush`](Self::flush) would write now.
     pub fn due(&self, force: bool) -> bool {
-        self.dirty && (force || self.last.is_none_or(|l| l.elapsed() >= self.spacing))
+        // Not while the previous state files are still queued: a slow disk must not pile up
+        // copies of a large table in memory.
+        self.dirty && (force || (!self.writer.busy() && self.last.is_none_or(|l| l.elapsed() >= self.spacing)))
     }
 
     /// Writes if dirty and the interval has passed (or `force`). A forced flush returns once
@@ -265,6 +289,8 @@ impl Drop for Snapshotter {
 fn json<T: serde::Serialize>(value: &T) -> std::io::Result<Vec<u8>> {
     let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
+    // Queued until written: hold the file's size, not the doubling buffer's.
+    bytes.shrink_to_fit();
     Ok(bytes)
 }
 

@@ -163,7 +163,7 @@ pub enum PoolError {
     },
     /// A slot's index is locked by a running git process.
     #[error(
-        "failed to recycle slot {slot}: {lock} is held by a running git process; wait for it, or stop it and run `fugue pool health --repair`"
+        "failed to recycle slot {slot}: {lock} is held by a running git process (or, without /proc, is younger than 10 minutes); wait for it, or stop it and run `fugue pool health --repair`"
     )]
     SlotLocked {
         /// The slot.

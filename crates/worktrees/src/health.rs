@@ -300,6 +300,23 @@ pub(crate) fn lock_is_stale(lock: &Path, worktree: &Path) -> bool {
     }
 }
 
+/// [`lock_is_stale`], but a lock no process holds that is merely too young is waited out (at
+/// most [`STALE_LOCK_MIN_AGE`]) rather than taken for a live one: a task that retries right
+/// after a git it started died must not find its slot "held".
+pub(crate) fn lock_is_stale_after_waiting(lock: &Path, worktree: &Path) -> bool {
+    if lock_is_stale(lock, worktree) {
+        return true;
+    }
+    let age = std::fs::metadata(lock).ok().and_then(|m| m.modified().ok()).and_then(|m| SystemTime::now().duration_since(m).ok());
+    match (age, proc_holders(lock, worktree)) {
+        (Some(age), Some(false)) if age < STALE_LOCK_MIN_AGE => {
+            std::thread::sleep(STALE_LOCK_MIN_AGE - age);
+            lock_is_stale(lock, worktree)
+        }
+        _ => false,
+    }
+}
+
 /// Whether any process has `lock` open or is a git process working inside `worktree`;
 /// `None` when `/proc` cannot be read.
 fn proc_holders(lock: &Path, worktree: &Path) -> Option<bool> {

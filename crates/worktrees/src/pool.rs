@@ -449,7 +449,7 @@ impl Pool {
         };
         let lock = gitdir.join("index.lock");
         if lock.exists() {
-            if crate::health::lock_is_stale(&lock, path) {
+            if crate::health::lock_is_stale_after_waiting(&lock, path) {
                 tracing::warn!(lock = %lock.display(), "removing a stale index.lock left by a dead git process");
                 std::fs::remove_file(&lock).map_err(PoolError::io("remove", &lock))?;
             } else {

@@ -43,8 +43,19 @@ fn json<T: serde::Serialize>(v: &T) -> Result<(), CliError> {
 pub(crate) fn status(global: &Global, args: StatusArgs) -> CliResult {
     let dir = global.state_dir();
     let run = fugue_engine::load_run(&dir).map_err(engine_error)?;
-    let locks: ResourceLocks =
-        std::fs::read_to_string(dir.join(files::RESOURCE_LOCKS)).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    // The lock table is a side view here: a damaged one is noted, not a reason to show nothing.
+    let locks_path = dir.join(files::RESOURCE_LOCKS);
+    let (locks, locks_note): (ResourceLocks, Option<String>) = match std::fs::read_to_string(&locks_path) {
+        Ok(text) => match serde_json::from_str(&text) {
+            Ok(locks) => (locks, None),
+            Err(e) => (ResourceLocks::default(), Some(format!("{} is unreadable ({e}); `fugue locks` says more", locks_path.display()))),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (ResourceLocks::default(), None),
+        Err(e) => (ResourceLocks::default(), Some(format!("failed to read {}: {e}", locks_path.display()))),
+    };
+    if let Some(note) = &locks_note {
+        eprintln!("note: {note}");
+    }
     let v = &run.view;
     let state = match v.outcome {
         Some(o) => format!("{o:?}").to_lowercase(),

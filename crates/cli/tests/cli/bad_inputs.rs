@@ -12,14 +12,15 @@
 //! (the environment) needs attention, and the message says how. A damaged snapshot that is
 //! derived from the journal is not an error at all: `resume` rewrites it.
 //!
-//! The cases that fugue does not yet handle well are `#[ignore]`d tests at the end, each
-//! naming the file that needs the fix; they assert the wanted behaviour.
+//! The `gap_*` tests at the end pinned behaviour that was missing when the corpus was written
+//! (a BOM in a plan, a journal without `run_started`, a saved plan that no longer matches the
+//! journal, …); each is fixed and they now guard it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::{Output, fixtures, fugue, temp};
+use crate::{Output, fixtures, fugue, git, temp};
 
 fn corpus(kind: &str) -> PathBuf {
     fixtures().join("bad-inputs").join(kind)
@@ -505,16 +506,6 @@ const STATE_CASES: &[StateCase] = &[
     },
 ];
 
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// A git repository holding the interrupted run of `state/base` in `.claude`.
 fn state_repo(dir: &Path) -> PathBuf {
     let repo = dir.join("repo");
@@ -575,7 +566,7 @@ fn damaged_state_files_are_named_with_their_line_and_fix() {
     assert!(unused.is_empty(), "state fixtures without a case: {unused:?}");
 }
 
-/// Fixtures used by the recovery test and the ignored known-gap tests below.
+/// Fixtures used by the recovery test and the `gap_*` tests below.
 const IGNORED_FIXTURES: &[&str] = &[
     "journal-torn-tail.ndjson",
     "snapshot-garbage.json",
@@ -641,7 +632,7 @@ fn representative_diagnostics() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Known gaps: the wanted behaviour, to be enabled with the fix in the named file.
+// Gaps found by the corpus, fixed; these keep them fixed.
 
 #[test]
 fn gap_a_journal_with_only_a_torn_line_says_so() {
@@ -681,7 +672,6 @@ fn gap_resume_checks_the_saved_plan_like_a_plan() {
 }
 
 #[test]
-#[ignore = "needs a fix in crates/cli/src/cmd/inspect.rs status: garbage in RESOURCE_LOCKS.json is silently shown as no locks"]
 fn gap_status_mentions_an_unreadable_locks_file() {
     let dir = temp();
     let repo = state_repo(dir.path());

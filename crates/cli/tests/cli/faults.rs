@@ -24,24 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// `git` in `dir`; panics with git's stderr when it fails.
-pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
-    let (ok, out) = git_try(dir, args);
-    assert!(ok, "git {args:?} in {}: {out}", dir.display());
-    out
-}
-
-/// `git` in `dir`: success and stdout (or stderr when it failed).
-pub(crate) fn git_try(dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git");
-    let text = if out.status.success() { &out.stdout } else { &out.stderr };
-    (out.status.success(), String::from_utf8_lossy(text).trim().to_owned())
-}
+pub(crate) use crate::{git, git_try};
 
 /// A scenario: a temp dir holding `repo/` (one commit, `plan.yaml`) and `signals/`, the
 /// directory scripted agents and the test talk through.

@@ -93,7 +93,6 @@ fn an_index_lock_left_in_a_task_worktree_is_outlived_by_enough_retries() {
 }
 
 #[test]
-#[ignore = "fault: a stale index.lock younger than 1 s is reported as `held by a running git process` and fails the retry"]
 fn an_index_lock_left_in_a_task_worktree_fails_that_attempt_and_the_retry_merges() {
     // One retry after 0.2 s: the lock is stale (its process is gone) but younger than 1 s.
     index_lock_in_worktree(1);
