@@ -838,27 +838,8 @@ async fn attempt_once(
                 return Err(AttemptError::retry(format!("agent failed: {}", report.summary)));
             }
             send(Msg::Status(index, TaskStatus::ReadyForQa));
-            let started = std::time::Instant::now();
-            let req = VerifyRequest {
-                task: task.clone(),
-                phase_parallel: task.phase.is_parallel(),
-                repo: shared.repo.clone(),
-                worktree: worktree.clone(),
-                branch: branch.clone(),
-                base_commit: base_commit.clone(),
-                iteration,
-            };
-            let result = shared.verifier.verify(req).await.map_err(|e| AttemptError::retry(format!("QA could not run: {e}")))?;
+            let result = qa_round(shared, task, attempt, iteration, &worktree, branch.clone(), &base_commit, &send).await?;
             qa_rounds = iteration + 1;
-            let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            send(Msg::Event(Event::QaFinished {
-                task: task.id.clone(),
-                attempt,
-                iteration,
-                verdict: result.verdict,
-                reports: result.reports.clone(),
-                duration_ms,
-            }));
             match result.verdict {
                 QaVerdict::TaskApproved => {
                     approved_files = result.changed_files;
@@ -935,6 +916,41 @@ async fn attempt_once(
     }
 }
 
+/// One QA round: the verifier judges the checkout against `base_commit`, and the verdict is
+/// journaled.
+#[expect(clippy::too_many_arguments, reason = "the attempt's state, passed through")]
+async fn qa_round(
+    shared: &Arc<Shared>,
+    task: &TaskSpec,
+    attempt: u32,
+    iteration: u32,
+    worktree: &Path,
+    branch: Option<String>,
+    base_commit: &str,
+    send: &impl Fn(Msg),
+) -> Result<crate::qa::VerifyResult, AttemptError> {
+    let started = std::time::Instant::now();
+    let req = VerifyRequest {
+        task: task.clone(),
+        phase_parallel: task.phase.is_parallel(),
+        repo: shared.repo.clone(),
+        worktree: worktree.to_path_buf(),
+        branch,
+        base_commit: base_commit.to_owned(),
+        iteration,
+    };
+    let result = shared.verifier.verify(req).await.map_err(|e| AttemptError::retry(format!("QA could not run: {e}")))?;
+    send(Msg::Event(Event::QaFinished {
+        task: task.id.clone(),
+        attempt,
+        iteration,
+        verdict: result.verdict,
+        reports: result.reports.clone(),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }));
+    Ok(result)
+}
+
 /// Judges approved work again when someone else moved the base since the attempt started:
 /// QA saw the branch against a base that is no longer the one it merges onto. The new tip is
 /// merged into the task branch (a conflict ends the task as a merge conflict) and the gates
@@ -969,25 +985,7 @@ async fn reverify_if_base_moved(
     }
     // The task stays approved meanwhile: the status machine has no way back, and the verdict
     // below either confirms it or fails the attempt.
-    let started = std::time::Instant::now();
-    let req = VerifyRequest {
-        task: task.clone(),
-        phase_parallel: task.phase.is_parallel(),
-        repo: shared.repo.clone(),
-        worktree: worktree.to_path_buf(),
-        branch: Some(branch.to_owned()),
-        base_commit: tip,
-        iteration,
-    };
-    let result = shared.verifier.verify(req).await.map_err(|e| AttemptError::retry(format!("QA could not run: {e}")))?;
-    send(Msg::Event(Event::QaFinished {
-        task: task.id.clone(),
-        attempt,
-        iteration,
-        verdict: result.verdict,
-        reports: result.reports.clone(),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    }));
+    let result = qa_round(shared, task, attempt, iteration, worktree, Some(branch.to_owned()), &tip, send).await?;
     if result.verdict != QaVerdict::TaskApproved {
         return Err(AttemptError::retry(format!(
             "{moved}, and QA on the new tip said {:?}: {}",
