@@ -6,6 +6,12 @@
 //! after a crash the file holds a prefix of the history, plus at most one torn last line. Reading tolerates exactly that: a final line that does not parse is reported as
 //! [`Replay::torn_tail`] and ignored; a bad line anywhere else is corruption and an error that
 //! names the line. The state files under `.claude/` are snapshots derived from this journal.
+//!
+//! Records are not passed through the secret redactor here: the journal must replay exactly
+//! (a task id that happened to equal a secret value would otherwise break it). Its free text —
+//! agent summaries, failure reasons, gate findings — is redacted where it is produced (the
+//! executors and the command agent), and every surface that shows it (progress, events on
+//! stdout, logs, reports) redacts again.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};

@@ -82,6 +82,11 @@ pub(crate) fn task_log(state_dir: &Path, view: &RunView, task: &TaskSpec, output
     if !output.is_empty() {
         let _ = writeln!(s, "## Agent Output\n```text\n{}\n```", output.trim_end());
     }
+    // The prompt, findings and output are free text: a secret value must not reach the log.
+    let s = match fugue_core::redact::redact_str(&s) {
+        std::borrow::Cow::Borrowed(_) => s,
+        std::borrow::Cow::Owned(redacted) => redacted,
+    };
     (state_dir.join("logs").join(format!("{}-{}.md", task.id, stamp())), s)
 }
 

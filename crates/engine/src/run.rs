@@ -203,7 +203,12 @@ pub async fn run(plan: Plan, opts: RunOptions) -> Result<RunSummary, EngineError
     let base_commit = git::rev_parse(&opts.repo, &base).await?;
     git::check_index_unlocked(&opts.repo).await?;
     git::exclude_runtime_state(&opts.repo, &state_dir).await?;
-    write_json_atomic(&state_dir.join("fugue").join("plan.json"), &plan).map_err(|e| EngineError::io("save the plan", &state_dir, e))?;
+    let plan_path = state_dir.join("fugue").join("plan.json");
+    write_json_atomic(&plan_path, &plan).map_err(|e| EngineError::io("save the plan", &state_dir, e))?;
+    // The copy resume runs from holds the agents' `env`, secrets included: owner-only, like any
+    // credentials file (it is state, not a log or report, so it is not redacted).
+    std::fs::set_permissions(&plan_path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| EngineError::io("protect the saved plan", &plan_path, e))?;
     write_json_atomic(&state_dir.join(files::DEPENDENCY_GRAPH), sealed.graph()).map_err(|e| EngineError::io("write", &state_dir, e))?;
     let mut journal = Journal::open(&journal_path, &journal::Replay::default())?;
     if !opts.fsync {

@@ -8,6 +8,7 @@ mod html;
 mod init;
 mod runs;
 mod schema;
+mod secrets;
 mod slurm;
 
 use std::path::{Path, PathBuf};
