@@ -104,6 +104,7 @@ EOF
 
 start_munge() {
   if pid_alive "$DIR/run/munged.pid"; then say "munged already runs"; return; fi
+  reap_orphans munged
   if [ ! -s "$DIR/munge/munge.key" ]; then
     dd if=/dev/urandom of="$DIR/munge/munge.key" bs=1024 count=1 status=none
     chmod 400 "$DIR/munge/munge.key"
@@ -114,16 +115,29 @@ start_munge() {
     --log-file="$DIR/log/munged.log" --seed-file="$DIR/munge/munge.seed"
 }
 
+# Daemons of an earlier cluster in $DIR whose pid files are gone (an interrupted stop) would
+# hold the ports and leave the new node `down*`: stop them before starting afresh.
+reap_orphans() { # name
+  local name=$1
+  if pkill -f "^$name .*$DIR/" 2>/dev/null; then
+    say "stopped an orphaned $name of an earlier cluster in $DIR"
+    for _ in $(seq 50); do pgrep -f "^$name .*$DIR/" >/dev/null 2>&1 || return 0; sleep 0.1; done
+    pkill -9 -f "^$name .*$DIR/" 2>/dev/null || true
+  fi
+}
+
 start_daemon() { # name, pid file, command...
   local name=$1 pidfile=$2
   shift 2
   if pid_alive "$pidfile"; then say "$name already runs"; return; fi
+  reap_orphans "$name"
   say "starting $name"
   SLURM_CONF="$CONF" "$@"
 }
 
 start_rest() {
   if pid_alive "$DIR/run/slurmrestd.pid"; then say "slurmrestd already runs"; return; fi
+  reap_orphans slurmrestd
   rm -f "$SOCK"
   say "starting slurmrestd on unix:$SOCK (OpenAPI $OPENAPI, rest_auth/local)"
   # slurmrestd refuses to run as root (or as SlurmUser) unless told this is deliberate; on a
@@ -182,6 +196,8 @@ cmd_stop() {
   stop_pid slurmd "$DIR/run/slurmd.pid"
   stop_pid slurmctld "$DIR/run/slurmctld.pid"
   stop_pid munged "$DIR/run/munged.pid"
+  local name
+  for name in slurmrestd slurmd slurmctld munged; do reap_orphans "$name"; done
   if [ "$(readlink "$SYSTEM_CONF" 2>/dev/null)" = "$CONF" ]; then
     rm -f "$SYSTEM_CONF"
     say "removed the $SYSTEM_CONF symlink"
