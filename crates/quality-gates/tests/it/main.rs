@@ -4,3 +4,4 @@ mod common;
 mod gates;
 mod plugin;
 mod qa;
+mod security;

@@ -2,28 +2,14 @@
 //! rejects a committed link whose target lies outside the checkout — relative, absolute, or
 //! through a chain of links — and names it in the boundary gate's findings.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use fugue_core::{Boundaries, GateReport, GatesSpec, QaVerdict, Severity, TaskSpec};
 use fugue_quality_gates::{GateSettings, Qa, QaOutcome, QaRequest};
 use serde_json::json;
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=test", "-c", "user.email=test@localhost", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .expect("run git");
-    assert!(out.status.success(), "git {args:?} failed in {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+use crate::common::git;
 
 /// A repository with one commit and task `t1`'s worktree on `auto/t1`.
 struct Repo {
