@@ -2,9 +2,9 @@
 //!
 //! One run goes like this:
 //!
-//! 1. the prompt and the QA feedback are written to files in a private temporary directory
-//!    (removed when the run ends, however it ends) so that agents that prefer files can read
-//!    them (`{prompt_file}`, `FUGUE_PROMPT_FILE`, `FUGUE_FEEDBACK_FILE`);
+//! 1. the prompt and the QA feedback are written to owner-only files (removed when the run
+//!    ends, however it ends; empty text is `/dev/null`) so that agents that prefer files can
+//!    read them (`{prompt_file}`, `FUGUE_PROMPT_FILE`, `FUGUE_FEEDBACK_FILE`);
 //! 2. the run is described as a [`ProcessSpec`]: the argv template expanded (see `template`),
 //!    the worktree as working directory, the spec's and the context's `env` with
 //!    `FUGUE_TASK_ID`, `FUGUE_WORKTREE`, `FUGUE_PROMPT_FILE` and `FUGUE_FEEDBACK_FILE` on top
@@ -27,7 +27,8 @@
 //! jobs: the agent never touches a process itself.
 
 use std::ffi::{OsStr, OsString};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -228,32 +229,72 @@ impl CommandAgent {
     }
 }
 
-/// The prompt and feedback files of one run, deleted with it.
+/// The prompt and feedback files of one run, deleted with it. Empty text needs no file: its
+/// path is `/dev/null`, which reads as empty (the first iteration has no feedback). The files
+/// go into a directory fugue already owns — the executor's shared dir, else the task log's
+/// directory — under names unique to the run and readable by the owner only, so a run costs no
+/// directory of its own; without either, into a private temporary directory.
 struct RunFiles {
-    _dir: tempfile::TempDir,
     prompt: PathBuf,
     feedback: PathBuf,
+    written: Vec<PathBuf>,
+    _private: Option<tempfile::TempDir>,
 }
 
 impl RunFiles {
-    /// Writes the files into a fresh directory under `shared` (where a cluster's nodes can read
-    /// them), or under the system temp dir.
     fn write(ctx: &AgentContext, shared: Option<&Path>) -> Result<Self, AgentError> {
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let io = |action: String| move |source| AgentError::Io { action, source };
-        let prefix = format!("fugue-{}-", ctx.task_id);
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix);
-        let dir = match shared {
-            Some(shared) => std::fs::create_dir_all(shared).and_then(|()| builder.tempdir_in(shared)),
-            None => builder.tempdir(),
+        let texts = [("prompt", ctx.prompt.as_str()), ("feedback", ctx.feedback.as_deref().unwrap_or(""))];
+        let mut files =
+            Self { prompt: PathBuf::from("/dev/null"), feedback: PathBuf::from("/dev/null"), written: Vec::new(), _private: None };
+        if texts.iter().all(|(_, text)| text.is_empty()) {
+            return Ok(files);
         }
-        .map_err(io("create a temporary directory for the prompt files".to_owned()))?;
-        let prompt = dir.path().join("prompt.md");
-        let feedback = dir.path().join("feedback.md");
-        std::fs::write(&prompt, &ctx.prompt).map_err(io(format!("write the prompt file {}", prompt.display())))?;
-        std::fs::write(&feedback, ctx.feedback.as_deref().unwrap_or(""))
-            .map_err(io(format!("write the feedback file {}", feedback.display())))?;
-        Ok(Self { _dir: dir, prompt, feedback })
+        let dir = match shared.or(ctx.log_file.as_deref().and_then(Path::parent)) {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(io(format!("create {} for the prompt files", dir.display())))?;
+                dir.to_path_buf()
+            }
+            None => {
+                let private = tempfile::Builder::new()
+                    .prefix(&format!("fugue-{}-", ctx.task_id))
+                    .tempdir()
+                    .map_err(io("create a temporary directory for the prompt files".to_owned()))?;
+                let dir = private.path().to_path_buf();
+                files._private = Some(private);
+                dir
+            }
+        };
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for (kind, text) in texts {
+            if text.is_empty() {
+                continue;
+            }
+            let path = dir.join(format!(".fugue-{}-{}-{run}.{kind}.md", ctx.task_id, std::process::id()));
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io(format!("create the {kind} file {}", path.display())))?;
+            file.write_all(text.as_bytes()).map_err(io(format!("write the {kind} file {}", path.display())))?;
+            files.written.push(path.clone());
+            match kind {
+                "prompt" => files.prompt = path,
+                _ => files.feedback = path,
+            }
+        }
+        Ok(files)
+    }
+}
+
+impl Drop for RunFiles {
+    fn drop(&mut self) {
+        for path in &self.written {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
