@@ -109,12 +109,18 @@ fn a_child_left_running_in_the_agents_group_is_stopped_and_does_not_block_the_ru
         );
         plan_with(&agent, 0)(signals)
     });
+    run_merges_and_the_child_is_gone(&s, "the child");
+}
+
+/// The run succeeds with every invariant, and the process whose pid the agent wrote to
+/// `signals/child.pid` (`what`) is dead afterwards.
+fn run_merges_and_the_child_is_gone(s: &Scenario, what: &str) {
     let out = s.fugue(&["run", "plan.yaml"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let bad = check_invariants(&s, &WITH_X);
+    let bad = check_invariants(s, &WITH_X);
     assert!(bad.is_empty(), "{bad:#?}");
     let pid: u32 = std::fs::read_to_string(s.signals.join("child.pid")).expect("pid").trim().parse().expect("pid");
-    assert!(!alive(pid), "the child {pid} outlived the run");
+    assert!(!alive(pid), "{what} {pid} outlived the run");
 }
 
 #[test]
@@ -127,12 +133,7 @@ fn a_child_that_ignores_sigterm_is_killed_after_the_grace_period() {
         );
         plan_with(&agent, 0)(signals)
     });
-    let out = s.fugue(&["run", "plan.yaml"]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let bad = check_invariants(&s, &WITH_X);
-    assert!(bad.is_empty(), "{bad:#?}");
-    let pid: u32 = std::fs::read_to_string(s.signals.join("child.pid")).expect("pid").trim().parse().expect("pid");
-    assert!(!alive(pid), "the TERM-proof child {pid} outlived the run");
+    run_merges_and_the_child_is_gone(&s, "the TERM-proof child");
 }
 
 #[test]
