@@ -68,6 +68,8 @@ pub struct SyntaxError {
 
 const MAX_DEPTH: usize = 128;
 const MAX_NODES: usize = 1_000_000;
+/// The longest span a diagnostic underlines, in bytes.
+const MAX_SPAN: usize = 512;
 
 struct Builder<'a> {
     src: &'a str,
@@ -149,8 +151,19 @@ impl Builder<'_> {
     }
 
     /// The extent of a scalar in the source: to the end of its text on the line.
+    /// Where the line holding `at` ends, looking at most [`MAX_SPAN`] bytes ahead: a span
+    /// only underlines the start of a value, and an unbounded search would make a plan
+    /// written on one line (generated JSON) quadratic to load.
+    fn line_end(&self, at: usize) -> usize {
+        let mut cap = (at + MAX_SPAN).min(self.src.len());
+        while !self.src.is_char_boundary(cap) {
+            cap -= 1;
+        }
+        self.src[at..cap].find('\n').map_or(cap, |n| at + n)
+    }
+
     fn scalar_len(&self, at: usize, text: &str, style: TScalarStyle) -> usize {
-        let line_end = self.src[at..].find('\n').map_or(self.src.len(), |n| at + n);
+        let line_end = self.line_end(at);
         let len = match style {
             TScalarStyle::Plain => text.len(),
             TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted => {
@@ -163,7 +176,7 @@ impl Builder<'_> {
     }
 
     fn line_len(&self, at: usize) -> usize {
-        let line_end = self.src[at..].find('\n').map_or(self.src.len(), |n| at + n);
+        let line_end = self.line_end(at);
         self.src[at..line_end].trim_end().len().max(1)
     }
 
