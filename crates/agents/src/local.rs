@@ -2,7 +2,9 @@
 //!
 //! One run goes like this:
 //!
-//! 1. the log file (if any) is opened for appending and the spec's header line written;
+//! 1. the log file (if any) is opened for appending and the spec's header line written — a log
+//!    that does not exist yet is only created by the first output or an ending worth a record
+//!    (see `output::LogFile`);
 //! 2. the program is started directly — no shell — in the spec's working directory, as the
 //!    leader of a new process group, with the spec's `env` added to the inherited environment;
 //!    the spec's stdin bytes are fed to it (and the pipe closed) by a task of their own, or
@@ -147,6 +149,7 @@ impl Executor for LocalExecutor {
             Err(e) => {
                 if let Some(log) = &mut log {
                     log.note(&redactor.redact(&format!("--- fugue: could not start `{program}`: {e}")));
+                    log.keep();
                 }
                 return Err(spawn_error(&spec, program, e.kind(), e.to_string()));
             }
@@ -175,6 +178,7 @@ impl Executor for LocalExecutor {
                 if let Some(group) = group.filter(|g| g.alive()) {
                     group.stop(spec.grace).await;
                     note(&sink, "--- fugue: stopped processes the agent left running in its process group");
+                    sink.lock().unwrap_or_else(PoisonError::into_inner).keep_log();
                 }
                 Ending::Exited(status)
             }
@@ -217,12 +221,14 @@ impl Executor for LocalExecutor {
         let mut sink = sink.lock().unwrap_or_else(PoisonError::into_inner);
         if drained.is_err() {
             sink.note("--- fugue: stopped reading output still held open by a process outside the agent's group");
+            sink.keep_log();
         }
         let elapsed = started.elapsed();
         let secs = elapsed.as_secs_f64();
         let outcome = match ending {
             Ending::TimedOut { after, status } => {
                 sink.note(&format!("--- fugue: timed out after {after:?}; the process group was stopped"));
+                sink.keep_log();
                 let mut outcome = ProcessOutcome::timed_out();
                 outcome.signal = status.and_then(|s| s.signal());
                 outcome
@@ -234,6 +240,9 @@ impl Executor for LocalExecutor {
                     (None, None) => (ProcessOutcome::default(), status.to_string()),
                 };
                 sink.note(&format!("--- fugue: {footer} after {secs:.1}s"));
+                if status.code() != Some(0) {
+                    sink.keep_log();
+                }
                 outcome
             }
         };

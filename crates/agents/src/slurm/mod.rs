@@ -535,6 +535,9 @@ impl Executor for SlurmExecutor {
         if let Some(header) = &spec.log_header {
             sink.note(header);
         }
+        // A job is worth a record whatever it prints (its id, where it ran); a file more is
+        // nothing next to a scheduler round trip.
+        sink.keep_log();
 
         let attached = match &spec.attach_job {
             Some(id) => self.attach(id, &spec.label, &mut sink).await?,
