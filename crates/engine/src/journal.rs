@@ -1,11 +1,22 @@
 //! The journal: an append-only NDJSON file of [`Event`]s, the source of truth of a run.
 //!
-//! Every event is one line, written with a single `write`. [`Journal::append`] follows each
-//! with `fsync`; the engine's loop instead writes a burst of events with [`Journal::write`] and
-//! makes them durable with one [`Journal::sync`] before it acts on them (group commit), so
-//! after a crash the file holds a prefix of the history, plus at most one torn last line. Reading tolerates exactly that: a final line that does not parse is reported as
-//! [`Replay::torn_tail`] and ignored; a bad line anywhere else is corruption and an error that
-//! names the line. The state files under `.claude/` are snapshots derived from this journal.
+//! Every event is one line, written with a single `write` the moment it happens, so a killed
+//! fugue process never loses a record it wrote: the file holds a prefix of the history, plus
+//! at most one torn last line. Reading tolerates exactly that: a final line that does not parse
+//! is reported as [`Replay::torn_tail`] and ignored; a bad line anywhere else is corruption and
+//! an error that names the line. The state files under `.claude/` are snapshots derived from
+//! this journal.
+//!
+//! Durability against power loss is fsync's job, and an fsync costs 0.3–1 ms on the disks fugue
+//! meets, so nobody waits for one unless they must. A syncer thread makes what was written
+//! durable in group commits, at most [`SYNC_LAG`] after it was published with
+//! [`Journal::sync_soon`]; the engine publishes before it acts on events (dispatch) and goes
+//! on. Only [`Journal::sync`] waits — before a state file derived from the journal is written,
+//! so no snapshot ever runs ahead of the durable history — and [`Journal::append`] is write +
+//! sync. Nothing a resume decides depends on a record being durable before the next agent
+//! starts: resume reads a task's progress from facts (a journaled merge commit, an approval, an
+//! attempt begun), and a fact lost with the page cache is one it finds again in git or redoes.
+//! A failed fsync is kept and returned by the next `sync_soon` or `sync`, which fails the run.
 //!
 //! Records are not passed through the secret redactor here: the journal must replay exactly
 //! (a task id that happened to equal a secret value would otherwise break it). Its free text —
@@ -16,6 +27,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -59,15 +73,145 @@ pub enum JournalError {
     },
 }
 
+/// How long a published record may wait for its fsync: the syncer gathers what is written in
+/// that window into one commit (a few per second instead of one per event).
+pub const SYNC_LAG: Duration = Duration::from_millis(10);
+
 /// An open journal, appending.
 #[derive(Debug)]
 pub struct Journal {
     file: File,
     path: PathBuf,
     next_seq: u64,
-    sync: bool,
-    unsynced: bool,
+    /// Records written by this process (the syncer's unit of progress).
+    written: u64,
+    /// `None` when fsync is off.
+    syncer: Option<Syncer>,
+}
+
+/// What the loop and the syncer thread share.
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Records published for syncing.
+    published: u64,
+    /// Records known durable.
+    synced: u64,
+    /// Somebody waits in [`Journal::sync`]: no lag.
+    urgent: bool,
+    closing: bool,
     syncs: u64,
+    error: Option<std::io::Error>,
+    /// [`SYNC_LAG`], or a test's.
+    lag: Duration,
+}
+
+#[derive(Debug)]
+struct Syncer {
+    shared: Arc<(Mutex<SyncState>, Condvar)>,
+    /// `None` when no thread could be started: syncs then happen inline.
+    thread: Option<JoinHandle<()>>,
+    /// The file, for inline syncs.
+    file: File,
+}
+
+fn lock(m: &Mutex<SyncState>) -> MutexGuard<'_, SyncState> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Syncer {
+    fn start(file: &File) -> std::io::Result<Self> {
+        let shared = Arc::new((Mutex::new(SyncState { lag: SYNC_LAG, ..SyncState::default() }), Condvar::new()));
+        let theirs = Arc::clone(&shared);
+        let their_file = file.try_clone()?;
+        let thread = std::thread::Builder::new().name("fugue-journal-sync".to_owned()).spawn(move || sync_loop(&their_file, &theirs)).ok();
+        Ok(Self { shared, thread, file: file.try_clone()? })
+    }
+
+    /// Hands the first `written` records over; with `wait`, returns once they are durable.
+    fn publish(&self, written: u64, wait: bool) -> std::io::Result<()> {
+        let (m, cv) = &*self.shared;
+        let mut s = lock(m);
+        if let Some(e) = s.error.take() {
+            return Err(e);
+        }
+        if written <= s.synced {
+            return Ok(());
+        }
+        s.published = s.published.max(written);
+        if self.thread.is_none() {
+            drop(s);
+            self.file.sync_data()?;
+            let mut s = lock(m);
+            s.synced = s.synced.max(written);
+            s.syncs += 1;
+            return Ok(());
+        }
+        s.urgent |= wait;
+        cv.notify_all();
+        if !wait {
+            return Ok(());
+        }
+        while s.synced < written && s.error.is_none() {
+            s = cv.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+        match s.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The syncer thread: waits for published records, lets more gather for up to [`SYNC_LAG`]
+/// (unless someone waits), fsyncs once, reports.
+fn sync_loop(file: &File, shared: &(Mutex<SyncState>, Condvar)) {
+    let (m, cv) = shared;
+    let mut s = lock(m);
+    loop {
+        while s.published <= s.synced && !s.closing {
+            s = cv.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+        if s.published <= s.synced {
+            return;
+        }
+        if !s.urgent && !s.closing {
+            let lag = s.lag;
+            s = cv.wait_timeout_while(s, lag, |s| !s.urgent && !s.closing).unwrap_or_else(PoisonError::into_inner).0;
+        }
+        let target = s.published;
+        s.urgent = false;
+        drop(s);
+        let result = file.sync_data();
+        s = lock(m);
+        s.syncs += 1;
+        match result {
+            Ok(()) => s.synced = s.synced.max(target),
+            // Kept for the loop; the records stay unsynced, so a waiter is not misled.
+            Err(e) => {
+                s.error.get_or_insert(e);
+            }
+        }
+        cv.notify_all();
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        // Whatever was written becomes durable before the syncer stops.
+        if let Some(s) = &self.syncer {
+            let _ = s.publish(self.written, false);
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        let (m, cv) = &*self.shared;
+        lock(m).closing = true;
+        cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// What reading a journal found.
@@ -97,12 +241,13 @@ impl Journal {
         }
         let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| io("open", e))?;
         let next_seq = replay.records.last().map_or(1, |r| r.seq + 1);
-        Ok(Self { file, path: path.to_owned(), next_seq, sync: true, unsynced: false, syncs: 0 })
+        let syncer = Some(Syncer::start(&file).map_err(|e| io("open", e))?);
+        Ok(Self { file, path: path.to_owned(), next_seq, written: 0, syncer })
     }
 
-    /// Turns the per-event fsync off (benchmarks and tests that do not simulate crashes).
+    /// Turns fsync off (benchmarks and tests that do not simulate power loss).
     pub fn without_fsync(mut self) -> Self {
-        self.sync = false;
+        self.syncer = None;
         self
     }
 
@@ -113,9 +258,9 @@ impl Journal {
         Ok(record)
     }
 
-    /// Appends one event without waiting for the disk; [`sync`](Self::sync) makes every record
-    /// written so far durable at once (group commit). A crash before the sync loses a suffix of
-    /// the history, never a record in the middle of it.
+    /// Appends one event without waiting for the disk; [`sync_soon`](Self::sync_soon) and
+    /// [`sync`](Self::sync) make every record written so far durable at once (group commit).
+    /// Power lost before that loses a suffix of the history, never a record in the middle.
     pub fn write(&mut self, event: Event) -> Result<Record, JournalError> {
         let record = Record { seq: self.next_seq, ts: fugue_core::time::rfc3339_millis(std::time::SystemTime::now()), event };
         let mut line = serde_json::to_vec(&record).map_err(|e| JournalError::Io {
@@ -126,24 +271,40 @@ impl Journal {
         line.push(b'\n');
         self.file.write_all(&line).map_err(|e| JournalError::Io { action: "append to", path: self.path.clone(), source: e })?;
         self.next_seq += 1;
-        self.unsynced = true;
+        self.written += 1;
         Ok(record)
     }
 
-    /// Makes every record written so far durable (one fsync, if anything is pending and fsync
-    /// is on).
-    pub fn sync(&mut self) -> Result<(), JournalError> {
-        if self.sync && self.unsynced {
-            self.file.sync_data().map_err(|e| JournalError::Io { action: "fsync", path: self.path.clone(), source: e })?;
-            self.syncs += 1;
+    /// Sets how long published records may wait for their fsync (tests).
+    #[cfg(test)]
+    fn with_sync_lag(self, lag: Duration) -> Self {
+        if let Some(s) = &self.syncer {
+            lock(&s.shared.0).lag = lag;
         }
-        self.unsynced = false;
-        Ok(())
+        self
+    }
+
+    /// Makes every record written so far durable within [`SYNC_LAG`], without waiting; returns
+    /// the error of an earlier fsync that failed.
+    pub fn sync_soon(&mut self) -> Result<(), JournalError> {
+        self.publish(false)
+    }
+
+    /// Makes every record written so far durable before returning (at most one fsync).
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        self.publish(true)
+    }
+
+    fn publish(&mut self, wait: bool) -> Result<(), JournalError> {
+        match &self.syncer {
+            Some(s) => s.publish(self.written, wait).map_err(|e| JournalError::Io { action: "fsync", path: self.path.clone(), source: e }),
+            None => Ok(()),
+        }
     }
 
     /// How many fsyncs the journal has done.
     pub fn syncs(&self) -> u64 {
-        self.syncs
+        self.syncer.as_ref().map_or(0, |s| lock(&s.shared.0).syncs)
     }
 
     /// The journal's path.
@@ -201,7 +362,7 @@ mod tests {
     fn group_commit_syncs_once_per_burst_and_keeps_order() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("fugue/journal.ndjson");
-        let mut j = Journal::open(&path, &Replay::default()).expect("open");
+        let mut j = Journal::open(&path, &Replay::default()).expect("open").with_sync_lag(Duration::from_secs(3600));
         for r in ["a", "b", "c"] {
             j.write(ev(r)).expect("write");
         }
@@ -210,9 +371,23 @@ mod tests {
         assert_eq!(j.syncs(), 1);
         j.append(ev("d")).expect("append");
         assert_eq!(j.syncs(), 2);
+        // Published bursts gather into one background commit; a waiting sync cuts the lag short.
+        for r in ["e", "f", "g"] {
+            j.write(ev(r)).expect("write");
+            j.sync_soon().expect("publish");
+        }
+        j.sync().expect("sync");
+        assert_eq!(j.syncs(), 3, "three published bursts, one fsync");
+        // Closing syncs what was published and not yet durable.
+        j.write(ev("h")).expect("write");
+        j.sync_soon().expect("publish");
+        let shared = Arc::clone(&j.syncer.as_ref().expect("fsync on").shared);
+        drop(j);
+        let closed = lock(&shared.0);
+        assert_eq!((closed.synced, closed.syncs), (8, 4));
         let r = read(&path).expect("read");
         let seqs: Vec<u64> = r.records.iter().map(|r| r.seq).collect();
-        assert_eq!(seqs, vec![1, 2, 3, 4]);
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(r.records[2].event, ev("c"));
         let mut quiet = Journal::open(&dir.path().join("q.ndjson"), &Replay::default()).expect("open").without_fsync();
         quiet.append(ev("x")).expect("append");

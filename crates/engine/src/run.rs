@@ -314,10 +314,17 @@ impl Loop {
         Ok(())
     }
 
-    /// Makes every journaled event durable: before the loop acts on them (dispatch) and before
-    /// a snapshot derived from them is written, so neither ever runs ahead of the journal.
+    /// Makes every journaled event durable, waiting: before a snapshot derived from them is
+    /// written, so none ever runs ahead of the durable journal.
     fn commit(&mut self) -> Result<(), EngineError> {
         self.journal.sync()?;
+        Ok(())
+    }
+
+    /// Hands every journaled event to the syncer without waiting (see `journal`), once per turn
+    /// of the loop. They are already written, so a killed fugue loses none of them.
+    fn commit_soon(&mut self) -> Result<(), EngineError> {
+        self.journal.sync_soon()?;
         Ok(())
     }
 
@@ -471,9 +478,6 @@ async fn drive(
         }
         // Dispatch the best ready tasks into the free slots (the machine answers in O(slots)).
         let ready = machine.next_ready(max_agents.saturating_sub(machine.active_count()));
-        if !ready.is_empty() {
-            lp.commit()?;
-        }
         for i in ready {
             let events = machine.set_status(i, TaskStatus::InProgress).map_err(|e| EngineError::Internal(e.to_string()))?;
             let task = plan.tasks[i].clone();
@@ -488,6 +492,7 @@ async fn drive(
         if running.is_empty() {
             break;
         }
+        lp.commit_soon()?;
         lp.flush(false)?;
         tokio::select! {
             biased;
