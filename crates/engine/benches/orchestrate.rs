@@ -30,9 +30,17 @@ use serde_json::json;
 
 const CHILD_ENV: &str = "FUGUE_BENCH_RSS_CHILD";
 
+/// The state dirs of finished runs, removed when the benchmark ends rather than between rounds:
+/// on ext4, creating a file soon after thousands were deleted costs up to a millisecond (the
+/// inode allocator skips every recently deleted inode whose table block is still dirty, for up
+/// to 5 minutes), so deleting one round's files would bill the next round's contender for the
+/// bench's own cleanup. A real run's logs accumulate; they are not deleted just before it.
+static GRAVEYARD: Mutex<Vec<tempfile::TempDir>> = Mutex::new(Vec::new());
+
 fn main() {
     if let Ok(n) = std::env::var(CHILD_ENV) {
         rss_child(n.parse().expect("task count"));
+        GRAVEYARD.lock().expect("graveyard").clear();
         return;
     }
     let smoke = std::env::var("FUGUE_BENCH_SMOKE").is_ok_and(|v| v == "1");
@@ -48,14 +56,10 @@ fn main() {
         out.push_str(&memory(smoke));
     }
     println!("{out}");
+    GRAVEYARD.lock().expect("graveyard").clear();
 }
 
 // ---------------------------------------------------------------- helpers
-
-struct Repo {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
 
 fn git(dir: &Path, args: &[&str]) {
     let ok = Command::new("git")
@@ -69,16 +73,18 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(ok, "git {args:?} failed");
 }
 
-fn repo() -> Repo {
+/// A fresh repository with one commit; removed with the graveyard.
+fn repo() -> PathBuf {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("repo");
     std::fs::create_dir_all(&path).expect("mkdir");
     git(&path, &["init", "-q"]);
     std::fs::write(path.join("README.md"), "bench\n").expect("write");
-    std::fs::write(path.join(".gitignore"), ".claude/\n").expect("write");
+    std::fs::write(path.join(".gitignore"), ".claude/\n.tmp*/\n").expect("write");
     git(&path, &["add", "-A"]);
     git(&path, &["commit", "-qm", "init"]);
-    Repo { _dir: dir, path }
+    GRAVEYARD.lock().expect("graveyard").push(dir);
+    path
 }
 
 fn load(doc: &serde_json::Value) -> Plan {
@@ -105,6 +111,7 @@ fn run_fugue(rt: &tokio::runtime::Runtime, repo: &Path, plan: Plan, fsync: bool)
     if std::env::var_os("FUGUE_BENCH_TRACE").is_some() {
         println!("{}", trace(&fugue_engine::journal_path(&state.path().join(".claude"))));
     }
+    GRAVEYARD.lock().expect("graveyard").push(state);
     took
 }
 
@@ -195,17 +202,20 @@ impl Rng {
 
 // ---------------------------------------------------------------- 1. overhead
 
+/// N no-op tasks, written as a user would write the plan file, and loaded as `fugue run` loads
+/// it (the text and its source map are freed before the run, as the CLI does).
 fn noop_plan(n: usize) -> Plan {
-    let tasks: Vec<_> = (0..n).map(|i| json!({ "id": format!("t{i}"), "agent": "noop", "modifies": [format!("out/t{i}")] })).collect();
-    load(&json!({
-        "version": 1,
-        "base": "main",
-        "isolation": "none",
-        "parallelization": { "max_agents": 8 },
-        "agents": { "noop": { "command": ["true"] } },
-        "gates": { "review": false },
-        "tasks": tasks,
-    }))
+    let mut text = String::from(
+        "version: 1\nbase: main\nisolation: none\nparallelization: { max_agents: 8 }\n\
+         agents:\n  noop: { command: [\"true\"] }\ngates: { review: false }\ntasks:\n",
+    );
+    for i in 0..n {
+        writeln!(text, "  - {{ id: t{i}, agent: noop, modifies: [out/t{i}] }}").unwrap();
+    }
+    match load_str("bench.yaml", &text, &LoadOptions::default()) {
+        Ok(l) => l.into_plan(),
+        Err(e) => panic!("the bench plan does not load: {e:?}"),
+    }
 }
 
 fn overhead(smoke: bool) -> String {
@@ -246,8 +256,8 @@ fn overhead(smoke: bool) -> String {
             for k in 0..4 {
                 let which = (k + round) % 4;
                 let took = match which {
-                    0 if n <= fugue_max => Some(run_fugue(&rt, &repo.path, plan.clone(), true)),
-                    1 if n <= fugue_max => Some(run_fugue(&rt, &repo.path, plan.clone(), false)),
+                    0 if n <= fugue_max => Some(run_fugue(&rt, &repo, plan.clone(), true)),
+                    1 if n <= fugue_max => Some(run_fugue(&rt, &repo, plan.clone(), false)),
                     2 if have_parallel => Some(run_shell(
                         Command::new("parallel").args(["-j8", "--will-cite"]).stdin(std::fs::File::open(&cmds).expect("open")),
                     )),
@@ -415,7 +425,7 @@ fn schedule(smoke: bool) -> String {
         for k in 0..3 {
             let which = (k + round) % 3;
             let took = match which {
-                0 => Some(run_fugue(&rt, &repo.path, plan.clone(), true)),
+                0 => Some(run_fugue(&rt, &repo, plan.clone(), true)),
                 1 if have_make => Some(run_shell(Command::new("make").arg(format!("-j{agents}")).args(["-s", "-f"]).arg(&makefile))),
                 2 => Some(run_barrier(&groups, &dag, agents)),
                 _ => None,
@@ -456,7 +466,7 @@ fn schedule(smoke: bool) -> String {
 fn rss_child(n: usize) {
     let rt = runtime();
     let repo = repo();
-    let took = run_fugue(&rt, &repo.path, noop_plan(n), true);
+    let took = run_fugue(&rt, &repo, noop_plan(n), true);
     let status = std::fs::read_to_string("/proc/self/status").expect("proc status");
     let hwm = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).unwrap_or("0");
     println!("{hwm} {}", took.as_millis());

@@ -161,7 +161,7 @@ struct TaskEnd {
 }
 
 struct Shared {
-    plan: Plan,
+    plan: Arc<Plan>,
     repo: PathBuf,
     state_dir: PathBuf,
     base: String,
@@ -293,7 +293,7 @@ struct Loop {
     view: RunView,
     snap: Snapshotter,
     progress: Option<mpsc::UnboundedSender<Record>>,
-    plan: Plan,
+    plan: Arc<Plan>,
     outputs: HashMap<usize, String>,
     state_dir: PathBuf,
     /// Per parallel group: its member tasks, and how many of them (in order) are known to have
@@ -373,6 +373,8 @@ async fn drive(
 ) -> Result<RunSummary, EngineError> {
     let state_dir = opts.state_dir.clone();
     let resuming = !view.execution_id.is_empty();
+    // One copy of the plan for the loop and every pipeline (10,000 tasks are megabytes).
+    let plan = Arc::new(plan);
     let boundaries = fugue_planner::boundaries(&plan, sealed.execution_plan());
     let mut lp = Loop {
         journal,
@@ -381,7 +383,7 @@ async fn drive(
             .map_err(|e| EngineError::io("start the state-file writer for", &state_dir, e))?
             .with_boundaries(boundaries),
         progress: opts.progress.take(),
-        plan: plan.clone(),
+        plan: Arc::clone(&plan),
         outputs: HashMap::new(),
         state_dir: state_dir.clone(),
         groups: group_members(&sealed, plan.tasks.len()),
@@ -428,7 +430,7 @@ async fn drive(
     };
     let mode = sealed.graph().execution_strategy.mode;
     let shared = Arc::new(Shared {
-        plan: plan.clone(),
+        plan: Arc::clone(&plan),
         repo: opts.repo.clone(),
         state_dir: state_dir.clone(),
         base,

@@ -29,7 +29,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fugue_core::Plan;
-use fugue_core::state::{BoundariesFile, BoundaryStatus, ParallelStatus, TaskEntry, WorkflowState, files, write_snapshot};
+use fugue_core::state::{BoundariesFile, BoundaryStatus, WorkflowState, files, write_snapshot};
+#[cfg(doc)]
+use fugue_core::state::{ParallelStatus, TaskEntry};
 use fugue_locks::LockManager;
 
 use crate::view::RunView;
@@ -144,6 +146,8 @@ pub struct Snapshotter {
     logs: Vec<(PathBuf, Vec<u8>)>,
     writer: Writer,
     writes: u64,
+    /// Bytes of the last `PARALLEL_STATUS.json`.
+    status_size: usize,
 }
 
 impl Snapshotter {
@@ -160,6 +164,7 @@ impl Snapshotter {
             logs: Vec::new(),
             writer: Writer::spawn()?,
             writes: 0,
+            status_size: 0,
         })
     }
 
@@ -229,33 +234,15 @@ impl Snapshotter {
             updated: Some(fugue_core::time::now()),
         };
         self.writer.send(Job::File(self.dir.join(files::WORKFLOW_STATE), json(&workflow)?))?;
-        let status = ParallelStatus {
-            execution_id: view.execution_id.clone(),
+        let status = StatusRef {
+            execution_id: &view.execution_id,
             phase: view.current_phase,
-            started: view.started.clone(),
-            tasks: plan
-                .tasks
-                .iter()
-                .map(|t| {
-                    let v = view.task(&t.id);
-                    TaskEntry {
-                        id: t.id.clone(),
-                        name: t.display_name().to_owned(),
-                        agent: t.agent.clone(),
-                        status: v.status,
-                        paths: t.modifies.patterns().to_vec(),
-                        started: v.started,
-                        completed: v.completed,
-                        attempts: v.attempts,
-                        iterations: v.iterations,
-                        branch: v.branch,
-                        worktree: v.worktree,
-                        qa: v.qa,
-                    }
-                })
-                .collect(),
+            started: &view.started,
+            tasks: TasksRef { plan, view },
         };
-        self.writer.send(Job::File(self.dir.join(files::PARALLEL_STATUS), json(&status)?))?;
+        let bytes = json_sized(&status, self.status_size)?;
+        self.status_size = bytes.len();
+        self.writer.send(Job::File(self.dir.join(files::PARALLEL_STATUS), bytes))?;
         if let Some(b) = self.boundaries.as_mut().filter(|_| force) {
             for (id, boundary) in b.0.iter_mut() {
                 boundary.status = match view.tasks.get(id).map(|t| t.status) {
@@ -287,11 +274,77 @@ impl Drop for Snapshotter {
 
 /// Pretty JSON with a trailing newline, as the playbook files are written.
 fn json<T: serde::Serialize>(value: &T) -> std::io::Result<Vec<u8>> {
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    json_sized(value, 0)
+}
+
+/// [`json`] into a buffer sized for `last` bytes (the previous size of the same file), so a
+/// large table is not built by doubling (up to twice its size at the peak).
+fn json_sized<T: serde::Serialize>(value: &T, last: usize) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(if last == 0 { 0 } else { last + last / 16 + 4096 });
+    serde_json::to_writer_pretty(&mut bytes, value).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    // Queued until written: hold the file's size, not the doubling buffer's.
+    // Queued until written: hold the file's size, not the buffer's.
     bytes.shrink_to_fit();
     Ok(bytes)
+}
+
+/// [`ParallelStatus`] by reference: the same JSON (a test compares them) without a copy of
+/// every task's strings and gate reports for each snapshot (megabytes at 10,000 tasks).
+#[derive(serde::Serialize)]
+struct StatusRef<'a> {
+    execution_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phase: Option<fugue_core::Phase>,
+    started: &'a str,
+    tasks: TasksRef<'a>,
+}
+
+struct TasksRef<'a> {
+    plan: &'a Plan,
+    view: &'a RunView,
+}
+
+impl serde::Serialize for TasksRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.plan.tasks.iter().map(|t| {
+            let v = self.view.task(&t.id);
+            EntryRef {
+                id: &t.id,
+                name: t.display_name(),
+                agent: &t.agent,
+                status: v.status,
+                paths: t.modifies.patterns(),
+                started: v.started.as_deref(),
+                completed: v.completed.as_deref(),
+                attempts: v.attempts,
+                iterations: v.iterations,
+                branch: v.branch.as_deref(),
+                worktree: v.worktree.as_deref(),
+                qa: &v.qa,
+            }
+        }))
+    }
+}
+
+/// [`TaskEntry`] by reference.
+#[derive(serde::Serialize)]
+struct EntryRef<'a> {
+    id: &'a fugue_core::TaskId,
+    name: &'a str,
+    agent: &'a str,
+    status: fugue_core::TaskStatus,
+    paths: &'a [fugue_core::Pattern],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completed: Option<&'a str>,
+    attempts: u32,
+    iterations: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    branch: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worktree: Option<&'a str>,
+    qa: &'a [fugue_core::GateReport],
 }
 
 #[cfg(test)]
@@ -306,6 +359,72 @@ mod tests {
             "tasks": [{ "id": "t", "agent": "a", "modifies": ["src/**"] }],
         }))
         .expect("plan")
+    }
+
+    #[test]
+    fn the_borrowed_status_is_the_status_file() {
+        use fugue_core::state::{ParallelStatus, TaskEntry};
+        let plan: Plan = serde_json::from_value(serde_json::json!({
+            "version": 1,
+            "agents": { "a": { "command": ["true"] } },
+            "tasks": [
+                { "id": "t", "name": "The T", "agent": "a", "modifies": ["src/**", "docs/x.md"] },
+                { "id": "u", "agent": "a", "depends_on": ["t"] },
+            ],
+        }))
+        .expect("plan");
+        let mut view = RunView { execution_id: "exec-1".to_owned(), started: "2026-11-22T00:00:00.000Z".to_owned(), ..RunView::default() };
+        view.current_phase = Some(fugue_core::Phase::Implementation);
+        let t = fugue_core::TaskId::new("t").expect("id");
+        let mut tv = crate::view::TaskView::default();
+        tv.status = fugue_core::TaskStatus::Merged;
+        tv.attempts = 2;
+        tv.iterations = 1;
+        tv.started = Some("2026-11-22T00:00:01.000Z".to_owned());
+        tv.completed = Some("2026-11-22T00:00:02.000Z".to_owned());
+        tv.branch = Some("auto/t".to_owned());
+        tv.worktree = Some("/pool/wt-1".to_owned());
+        tv.qa = vec![fugue_core::GateReport::pass("boundary")];
+        view.tasks.insert(t, tv);
+        let owned = ParallelStatus {
+            execution_id: view.execution_id.clone(),
+            phase: view.current_phase,
+            started: view.started.clone(),
+            tasks: plan
+                .tasks
+                .iter()
+                .map(|t| {
+                    let v = view.task(&t.id).clone();
+                    TaskEntry {
+                        id: t.id.clone(),
+                        name: t.display_name().to_owned(),
+                        agent: t.agent.clone(),
+                        status: v.status,
+                        paths: t.modifies.patterns().to_vec(),
+                        started: v.started,
+                        completed: v.completed,
+                        attempts: v.attempts,
+                        iterations: v.iterations,
+                        branch: v.branch,
+                        worktree: v.worktree,
+                        qa: v.qa,
+                    }
+                })
+                .collect(),
+        };
+        let borrowed = StatusRef {
+            execution_id: &view.execution_id,
+            phase: view.current_phase,
+            started: &view.started,
+            tasks: TasksRef { plan: &plan, view: &view },
+        };
+        let a = json(&owned).expect("owned");
+        assert_eq!(
+            String::from_utf8(json_sized(&borrowed, 10).expect("borrowed")).expect("utf-8"),
+            String::from_utf8(a.clone()).expect("utf-8")
+        );
+        let back: ParallelStatus = serde_json::from_slice(&a).expect("reads back");
+        assert_eq!(back, owned);
     }
 
     #[test]

@@ -239,8 +239,9 @@ impl RunView {
     }
 
     /// The task's view (a default one for an unknown id).
-    pub fn task(&self, id: &TaskId) -> TaskView {
-        self.tasks.get(id).cloned().unwrap_or_default()
+    pub fn task(&self, id: &TaskId) -> &TaskView {
+        static NOT_STARTED: std::sync::LazyLock<TaskView> = std::sync::LazyLock::new(TaskView::default);
+        self.tasks.get(id).unwrap_or(&NOT_STARTED)
     }
 
     /// Tasks running now.

@@ -65,7 +65,11 @@ pub(crate) fn run(global: &Global, args: RunArgs) -> CliResult {
     opts.plan_dir = loaded.dir.clone();
     opts.plan_file = loaded.source.name.clone();
     let total = loaded.plan.tasks.len();
-    execute(global, style, total, opts, |opts| fugue_engine::run(loaded.plan, opts))
+    // The checks are done: the source text, its map and this sealed plan are megabytes at
+    // 10,000 tasks, and the engine seals its own.
+    drop(sealed);
+    let plan = loaded.into_plan();
+    execute(global, style, total, opts, |opts| fugue_engine::run(plan, opts))
 }
 
 pub(crate) fn resume(global: &Global, args: ResumeArgs) -> CliResult {

@@ -59,6 +59,12 @@ impl LoadedPlan {
     pub fn diagnostics(&self, issues: Vec<PlanIssue>) -> PlanDiagnostics {
         PlanDiagnostics::new(&self.source, &self.map, issues)
     }
+
+    /// The plan alone, freeing the source text and its map (megabytes for a large plan) once
+    /// nothing is left to locate.
+    pub fn into_plan(self) -> Plan {
+        self.plan
+    }
 }
 
 /// Options for [`load_file`] and [`load_str`].
