@@ -199,4 +199,12 @@ pub trait QualityGate: Send + Sync {
 
     /// Judges the work in `ctx.checkout`.
     async fn check(&self, ctx: &GateContext) -> Result<GateReport, GateError>;
+
+    /// Whether the gate needs a fresh checkout of the committed work (it runs commands or reads
+    /// files beyond the change). A gate that judges only the change — its paths, its diff —
+    /// answers `false`; when every gate of a QA round does, the round judges the agent's own
+    /// worktree after committing it, and saves a checkout of the whole repository per task.
+    fn needs_fresh_checkout(&self) -> bool {
+        true
+    }
 }

@@ -6,9 +6,9 @@
 //! 2. during a parallel phase, the path is not under the plan's `common` paths, which are
 //!    read-only while other agents run against them;
 //! 3. a changed path that is a symlink does not point outside the checkout, nor into its
-//!    `.git`, lexically (`..` climbing above the root, an absolute target elsewhere) or once
-//!    resolved (a chain through other links). Symlinks the task did not touch are not its
-//!    business.
+//!    `.git`, lexically (`..` climbing above the root, any absolute target — it names a place
+//!    on one machine, not in the commit) or once resolved (a chain through other links).
+//!    Symlinks the task did not touch are not its business.
 //!
 //! Each offending path gives one critical finding naming every rule it breaks, so the agent's
 //! feedback lists exactly which files to move or revert. The same function
@@ -56,6 +56,12 @@ impl QualityGate for BoundaryGate {
         report.duration_ms = elapsed_ms(started);
         Ok(report)
     }
+
+    /// The changed paths and, for symlinks among them, their targets: the agent's worktree
+    /// holds exactly what was committed for those paths.
+    fn needs_fresh_checkout(&self) -> bool {
+        false
+    }
 }
 
 /// One critical finding per path of `paths` (repo-relative, as git prints them, under `root`)
@@ -94,13 +100,13 @@ pub fn boundary_findings(paths: &[String], root: &Path, modifies: &Scope, common
 
 /// Where the link at `parent/target` leads, as components under the root; `None` when it
 /// leaves the root.
-fn follow(root: &Path, canonical_root: Option<&Path>, parent: &[String], target: &Path) -> Option<Vec<String>> {
-    let mut out: Vec<String> = if target.is_absolute() {
-        let inside = target.strip_prefix(root).ok().or_else(|| canonical_root.and_then(|r| target.strip_prefix(r).ok()))?;
-        return follow(root, canonical_root, &[], inside);
-    } else {
-        parent.to_vec()
-    };
+fn follow(parent: &[String], target: &Path) -> Option<Vec<String>> {
+    // An absolute target names a place on one machine: even one inside this checkout is
+    // outside every other checkout of the commit (QA's, a teammate's), so it always escapes.
+    if target.is_absolute() {
+        return None;
+    }
+    let mut out: Vec<String> = parent.to_vec();
     for c in target.components() {
         match c {
             Component::ParentDir => {
@@ -132,7 +138,7 @@ fn escaping_symlink(root: &Path, rel: &str) -> Option<String> {
         }
         let target = std::fs::read_link(&here).ok()?;
         let parent = &current[..current.len().saturating_sub(1)];
-        match follow(root, canonical_root.as_deref(), parent, &target) {
+        match follow(parent, &target) {
             // Git's own metadata counts as outside: a write through such a link edits hooks
             // or config, which is code execution waiting to happen.
             Some(next) if next.first().is_some_and(|c| c == ".git") => return Some(shown),

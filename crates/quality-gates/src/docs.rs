@@ -62,6 +62,11 @@ impl QualityGate for DocsGate {
         DOCS_GATE
     }
 
+    /// Its own rules read the diff; its commands need the checkout.
+    fn needs_fresh_checkout(&self) -> bool {
+        !self.commands.is_empty()
+    }
+
     async fn check(&self, ctx: &GateContext) -> Result<GateReport, GateError> {
         let started = Instant::now();
         let run = run_commands(&self.commands, ctx, &self.settings).await;

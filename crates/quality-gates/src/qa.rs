@@ -2,6 +2,9 @@
 //!
 //! [`Qa::verify`] goes through three steps:
 //!
+//! 0. **Space.** When the file system holding the agent's worktree is full, the round is blocked
+//!    (the environment, not the agent): a write cut short by the full disk can leave a file
+//!    empty while the agent still exits 0.
 //! 1. **The agent's worktree.** It must still be on the task branch. Every path the branch
 //!    changed since the base and every uncommitted or untracked (not ignored) file must pass
 //!    the boundary rules; if one does not, the work is rejected *before* anything is
@@ -12,7 +15,11 @@
 //!    boundary gate, review (unless `review: false`), tests (when there are commands or a
 //!    coverage requirement), docs (when configured) and any extra gates. A file the work
 //!    needs but that exists only in the agent's worktree — ignored, so never committed —
-//!    is missing here, and the gates that need it fail.
+//!    is missing here, and the gates that need it fail. When no gate of the round needs a
+//!    fresh checkout (`QualityGate::needs_fresh_checkout`: the boundary gate and a docs gate
+//!    without commands judge only the change), the gates run in the agent's worktree, just
+//!    committed, instead: a checkout of the whole repository per task is what a large
+//!    repository cannot afford when nothing reads it.
 //! 3. **The verdict.** Blocked when a gate could not judge (the environment; no iteration
 //!    burnt), rejected when a gate failed (with the feedback text for the agent's next
 //!    iteration), approved otherwise.
@@ -190,6 +197,31 @@ pub async fn run_gates(gates: &[Arc<dyn QualityGate>], ctx: &GateContext) -> Vec
     slots.into_iter().map(|(name, r)| r.unwrap_or_else(|| blocked_report(&name, "the gate produced no report".to_owned(), 0))).collect()
 }
 
+/// The name QA's free-space check reports under.
+const DISK_CHECK: &str = "disk";
+
+/// `Some(message)` when the file system holding `dir` has no space left for this process.
+fn full_disk(dir: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs(3) reads a NUL-terminated path and fills the struct it is given.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; both pointers are valid for the call.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    let root = unsafe { libc::geteuid() } == 0;
+    // Root may write into the blocks reserved for it.
+    let free = if root { st.f_bfree } else { st.f_bavail };
+    (free == 0).then(|| {
+        format!(
+            "the file system holding {} is full, so the agent's writes may have been cut short: free some space, then `fugue resume`",
+            dir.display()
+        )
+    })
+}
+
 fn blocked_report(gate: &str, message: String, duration_ms: u64) -> GateReport {
     GateReport {
         verdict: GateVerdict::Blocked,
@@ -295,6 +327,14 @@ impl Qa {
         let wt = Git::new(req.worktree, timeout);
         let task = req.task;
 
+        // 0. A full disk cuts writes short without every agent noticing: nothing written
+        // there is judged (the environment's fault, not the agent's).
+        if let Some(message) = full_disk(req.worktree) {
+            let head = wt.commit_of("HEAD").await.unwrap_or_default();
+            let report = blocked_report(DISK_CHECK, message, elapsed_ms(started));
+            return Ok(self.finish(started, vec![report], head, Vec::new(), None));
+        }
+
         // 1. The agent's worktree: on the branch, in bounds, then committed.
         let on = wt.current_branch().await.map_err(git_error(format!("read the branch of the worktree {}", req.worktree.display())))?;
         if on.as_deref() != Some(req.branch) {
@@ -347,7 +387,11 @@ impl Qa {
         if cut {
             tracing::warn!(task = %task.id, cap = self.settings.diff_cap, "the diff is longer than the cap; reviewers see its first files only");
         }
-        let checkout = self.prepare_checkout(&repo, &task.id, &head).await?;
+        let gates = self.gates_for(task, req.parallel);
+        // Gates that judge only the change need no checkout of the whole repository: the
+        // agent's worktree, just committed, holds the change.
+        let fresh = gates.iter().any(|g| g.needs_fresh_checkout());
+        let checkout = if fresh { self.prepare_checkout(&repo, &task.id, &head).await? } else { req.worktree.to_owned() };
         let mut ctx = gate_context(&task.id, task.phase, &checkout);
         ctx.base_commit = req.base_commit.to_owned();
         ctx.head_commit = head.clone();
@@ -355,8 +399,8 @@ impl Qa {
         ctx.diff = diff;
         ctx.modifies = task.modifies.clone();
         ctx.common = self.common.clone();
-        let reports = run_gates(&self.gates_for(task, req.parallel), &ctx).await;
-        if self.settings.keep_ignored.is_empty() {
+        let reports = run_gates(&gates, &ctx).await;
+        if fresh && self.settings.keep_ignored.is_empty() {
             remove_checkout(&repo, &checkout).await;
         }
 

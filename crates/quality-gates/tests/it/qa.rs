@@ -247,3 +247,25 @@ async fn recycled_checkouts_keep_build_caches_and_lose_everything_else() {
     qa.remove_checkouts(&fx.repo).await;
     assert!(!checkout.exists());
 }
+
+#[tokio::test]
+async fn gates_that_judge_only_the_change_run_in_the_agents_worktree() {
+    let fx = Fixture::new();
+    write(&fx.worktree, "src/lib.rs", LIB);
+    let t = task(&["src/**"], &[]);
+    // Boundary alone (review off, no test commands, docs without commands): no checkout.
+    let outcome = verify(&qa(&fx, json!({"review": false, "docs": {"commands": []}})), &fx, &t, 0).await;
+    assert_eq!(outcome.verdict, QaVerdict::TaskApproved, "{outcome:#?}");
+    let names: Vec<_> = outcome.reports.iter().map(|r| r.gate.as_str()).collect();
+    assert_eq!(names, ["boundary", "docs"]);
+    assert_eq!(outcome.changed_files, ["src/lib.rs"]);
+    assert_eq!(fx.head(), outcome.head_commit, "the leftovers were committed all the same");
+    assert!(!fx.qa_dir.exists(), "no checkout was made");
+    assert!(!git(&fx.repo, &["worktree", "list"]).contains("/qa/"));
+    // Out of scope is still caught, before anything is committed.
+    write(&fx.worktree, "elsewhere.txt", "x\n");
+    let outcome = verify(&qa(&fx, json!({"review": false})), &fx, &t, 1).await;
+    assert_eq!(outcome.verdict, QaVerdict::TaskRejected, "{outcome:#?}");
+    assert!(gate(&outcome, "boundary").findings.iter().any(|f| f.file.as_deref() == Some("elsewhere.txt")));
+    assert!(!fx.qa_dir.exists());
+}
