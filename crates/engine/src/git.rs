@@ -10,6 +10,7 @@ async fn git(repo: &Path, args: &[&str]) -> Result<String, EngineError> {
     let out = Command::new("git")
         .arg("-C")
         .arg(repo)
+        .args(["-c", "maintenance.auto=false"])
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
         .output()

@@ -43,7 +43,9 @@ impl Git {
         let mut c = tokio::process::Command::new("git");
         c.arg("-C")
             .arg(&self.dir)
-            .args(["-c", "core.quotepath=off", "-c", "color.ui=false"])
+            // Fugue's own commits must not each spawn `git maintenance run --auto` (several a
+            // task, on the critical path); the user's next git command maintains the repository.
+            .args(["-c", "core.quotepath=off", "-c", "color.ui=false", "-c", "maintenance.auto=false"])
             .args(args)
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("LC_ALL", "C")

@@ -50,7 +50,9 @@ impl Git {
     /// A `git -C dir` command.
     pub(crate) fn cmd(&self, dir: &Path) -> GitCmd {
         let mut cmd = Command::new(&self.program);
-        cmd.arg("-C").arg(dir);
+        // Merges and bookkeeping commits must not each spawn `git maintenance run --auto`
+        // (several a task); the user's next git command maintains the repository.
+        cmd.arg("-C").arg(dir).args(["-c", "maintenance.auto=false"]);
         for var in REDIRECTING_VARS {
             cmd.env_remove(var);
         }
