@@ -1,8 +1,8 @@
 //! The dispatcher: `fugue run` and `fugue resume`.
 //!
 //! One loop owns all run state — the [`PhaseMachine`], the [`RunView`], the journal and the
-//! snapshots — and every change goes through it, in order: journal first (fsync), then the
-//! in-memory view, then (coalesced) the state files, task logs and lock table, which one
+//! snapshots — and every change goes through it, in order: journal first (written at once,
+//! fsynced by the journal's syncer in group commits), then the in-memory view, then (coalesced) the state files, task logs and lock table, which one
 //! writer thread puts on disk off the loop ([`Snapshotter`]). Task pipelines run as tokio
 //! tasks and only *report* (through a channel); they never touch run state themselves. That
 //! keeps the journal a faithful, totally ordered history, which is what makes resume exact.
@@ -64,7 +64,8 @@ pub struct RunOptions {
     pub verifier: Option<Arc<dyn Verifier>>,
     /// Receives every journal record as it is written (live progress).
     pub progress: Option<mpsc::UnboundedSender<Record>>,
-    /// fsync the journal after every event (on by default; off only for benchmarks).
+    /// fsync the journal (group commits by a syncer thread, at most `journal::SYNC_LAG` after
+    /// each write; on by default, off only for benchmarks).
     pub fsync: bool,
     /// Base back-off between attempts (doubled per attempt, capped at 30 s).
     pub backoff: Duration,
@@ -302,7 +303,8 @@ struct Loop {
 }
 
 impl Loop {
-    /// Journals `event` (written, made durable by the next [`commit`](Self::commit)) and
+    /// Journals `event` (written now; durable after the next [`commit`](Self::commit), or
+    /// within the syncer's lag after [`commit_soon`](Self::commit_soon)) and
     /// applies it to the view.
     fn emit(&mut self, event: Event) -> Result<(), EngineError> {
         let record = self.journal.write(event)?;
@@ -676,14 +678,18 @@ async fn pipeline(shared: Arc<Shared>, index: usize, task: TaskSpec, at: ResumeA
     };
     let max_attempts = shared.plan.parallelization.retry_on_failure + 1;
     let ResumeAt { mut attempt, mut merge_only, mut job } = at;
+    let releases = Releases::default();
     loop {
-        match attempt_once(&shared, index, &task, attempt, merge_only, job.take(), &tx).await {
+        match attempt_once(&shared, index, &task, attempt, merge_only, job.take(), &tx, &releases).await {
             Ok(status) => return TaskEnd { index, status },
             Err(AttemptError { reason, retry }) => {
                 send(Msg::Event(Event::AttemptFailed { task: task.id.clone(), attempt, reason }));
                 if !retry || attempt >= max_attempts {
                     return TaskEnd { index, status: TaskStatus::Failed };
                 }
+                // The failed attempt's slot must be back (and its branch free) before the
+                // retry asks for one.
+                releases.wait().await;
                 let factor = 1u32 << (attempt - 1).min(8);
                 tokio::time::sleep((shared.backoff * factor).min(Duration::from_secs(30))).await;
                 attempt += 1;
@@ -709,21 +715,41 @@ impl AttemptError {
     }
 }
 
+/// Slot releases an attempt's [`Cleanup`] started on the blocking pool.
+#[derive(Default)]
+struct Releases(std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>);
+
+impl Releases {
+    fn push(&self, handle: tokio::task::JoinHandle<()>) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(handle);
+    }
+
+    async fn wait(&self) {
+        let handles = std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for h in handles {
+            let _ = h.await;
+        }
+    }
+}
+
 /// Releases a task's slot and locks however the attempt ends.
-struct Cleanup {
+struct Cleanup<'a> {
     shared: Arc<Shared>,
     owner: String,
     slot: Option<String>,
+    releases: &'a Releases,
 }
 
-impl Drop for Cleanup {
+impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         let _ = self.shared.locks.release(&self.owner);
         if let (Some(pool), Some(slot)) = (self.shared.pool.clone(), self.slot.take()) {
             // Blocking git calls in drop: hand them to the blocking pool when inside a runtime.
             match tokio::runtime::Handle::try_current() {
                 Ok(h) => {
-                    h.spawn_blocking(move || pool.release(&slot, ReleaseMode::KeepBranch));
+                    self.releases.push(h.spawn_blocking(move || {
+                        let _ = pool.release(&slot, ReleaseMode::KeepBranch);
+                    }));
                 }
                 Err(_) => {
                     let _ = pool.release(&slot, ReleaseMode::KeepBranch);
@@ -733,6 +759,7 @@ impl Drop for Cleanup {
     }
 }
 
+#[expect(clippy::too_many_arguments, reason = "one attempt's inputs, handed over by its pipeline")]
 async fn attempt_once(
     shared: &Arc<Shared>,
     index: usize,
@@ -741,6 +768,7 @@ async fn attempt_once(
     merge_only: bool,
     mut job: Option<crate::view::JobRef>,
     tx: &mpsc::UnboundedSender<Msg>,
+    releases: &Releases,
 ) -> Result<TaskStatus, AttemptError> {
     let send = |m: Msg| {
         let _ = tx.send(m);
@@ -763,7 +791,7 @@ async fn attempt_once(
         writes: grant.claims.iter().filter(|c| c.mode == fugue_core::state::LockMode::Write).map(|c| c.resource.to_string()).collect(),
         reads: grant.claims.iter().filter(|c| c.mode == fugue_core::state::LockMode::Read).map(|c| c.resource.to_string()).collect(),
     }));
-    let mut cleanup = Cleanup { shared: shared.clone(), owner: owner.clone(), slot: None };
+    let mut cleanup = Cleanup { shared: shared.clone(), owner: owner.clone(), slot: None, releases };
 
     let (worktree, branch) = match (&shared.pool, isolation) {
         (Some(pool), Isolation::Worktree) => {

@@ -338,6 +338,11 @@ impl Pool {
         let was_free = slot.status == SlotStatus::Free;
         if path.join(".git").exists() {
             self.detach(&path)?;
+        } else {
+            // The slot's directory is gone (an agent deleted it): git still counts the branch as
+            // checked out there until the registration is pruned, and would refuse it to the
+            // next slot.
+            self.prune()?;
         }
         let mut branch_deleted = false;
         if mode == ReleaseMode::DiscardBranch
