@@ -9,7 +9,11 @@
 //! 2. schedule quality: one random DAG of `sleep` tasks on 4 agents by fugue, `make -j4` on a
 //!    Makefile of the same DAG, and the planner's parallel groups run one after another with a
 //!    barrier; makespan over the lower bound max(critical path, work / agents);
-//! 3. peak memory: the high-water RSS of a child process that runs one fugue run.
+//! 3. peak memory: the high-water RSS of a child process that runs one fugue run;
+//! 4. worktrees: a run of 16 tasks that each edit a file of a 5,000-file repository, with the
+//!    pool's warm slots recycled, with a pool created during the run, and without a pool (a new
+//!    worktree for every task). (Warm acquire against a bare `git worktree add` is the pool's
+//!    own benchmark, `cargo bench -p fugue-worktrees --bench pool`.)
 //!
 //! Tables go to stdout as markdown. `FUGUE_BENCH_SMOKE=1` shrinks every workload to a few tasks
 //! so that CI checks the harness, not the timings. A peer that is not installed is skipped with
@@ -54,6 +58,9 @@ fn main() {
     }
     if only.is_empty() || only.contains("memory") {
         out.push_str(&memory(smoke));
+    }
+    if only.is_empty() || only.contains("worktrees") {
+        out.push_str(&worktrees(smoke));
     }
     println!("{out}");
     GRAVEYARD.lock().expect("graveyard").clear();
@@ -503,6 +510,117 @@ fn memory(smoke: bool) -> String {
         let kb: f64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
         let ms: f64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
         writeln!(s, "| {n} | {:.1} MB | {:.1} s ({:.2}) |", kb / 1024.0, ms / 1000.0, ms / n as f64).unwrap();
+    }
+    s.push('\n');
+    s
+}
+
+// ---------------------------------------------------------------- 4. worktrees
+
+/// A repository of `files` small text files in 50 directories (fixed seed), packed like a real
+/// one; its main checkout is detached so merges never touch it.
+fn big_repo(files: usize) -> PathBuf {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("repo");
+    let mut rng = Rng(0x5eed_f00d);
+    for i in 0..files {
+        let file = path.join(format!("src/m{:02}/f{i:04}.txt", i % 50));
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        let text: String = (0..5 + rng.below(40)).map(|l| format!("line {l}: {}\n", rng.next())).collect();
+        std::fs::write(file, text).expect("write");
+    }
+    std::fs::write(path.join(".gitignore"), ".claude/\n.tmp*/\n").expect("write");
+    git(&path, &["init", "-q"]);
+    git(&path, &["add", "-A"]);
+    git(&path, &["commit", "-qm", "generated"]);
+    git(&path, &["repack", "-adq"]);
+    git(&path, &["checkout", "-q", "--detach"]);
+    GRAVEYARD.lock().expect("graveyard").push(dir);
+    path
+}
+
+/// `tasks` independent tasks on 4 agents, each writing its own new file in a worktree of a
+/// pool of `slots` slots in `pool_dir`. Task ids carry the run number: branches stay distinct.
+fn worktree_plan(run: usize, tasks: usize, slots: usize, pool_dir: &Path) -> Plan {
+    let mut text = format!(
+        "version: 1\nbase: main\nparallelization: {{ max_agents: 4 }}\npool: {{ size: {slots}, dir: \"{}\" }}\n\
+         agents:\n  edit: {{ command: [\"sh\", \"-c\", \"mkdir -p notes && echo done > notes/{{task_id}}.txt\"] }}\n\
+         gates: {{ review: false }}\ntasks:\n",
+        pool_dir.display()
+    );
+    for i in 0..tasks {
+        writeln!(text, "  - {{ id: r{run}-t{i}, agent: edit, modifies: [notes/r{run}-t{i}.txt] }}").unwrap();
+    }
+    match load_str("worktrees.yaml", &text, &LoadOptions::default()) {
+        Ok(l) => l.into_plan(),
+        Err(e) => panic!("the worktree plan does not load: {e:?}"),
+    }
+}
+
+/// Runs `plan` with its state in `state`; the wall time.
+fn run_in(rt: &tokio::runtime::Runtime, repo: &Path, state: &Path, plan: Plan) -> Duration {
+    let started = Instant::now();
+    let summary = rt.block_on(fugue_engine::run(plan, RunOptions::new(repo, state))).expect("the run starts");
+    let took = started.elapsed();
+    assert_eq!(summary.outcome, RunOutcome::Success, "the worktree bench run failed");
+    took
+}
+
+fn worktrees(smoke: bool) -> String {
+    let (files, tasks, rounds) = if smoke { (50, 4, 1) } else { (5_000, 16, 3) };
+    let rt = runtime();
+    let repo = big_repo(files);
+    let scratch = tempfile::tempdir().expect("temp");
+    let scratch_path = scratch.path().to_owned();
+    GRAVEYARD.lock().expect("graveyard").push(scratch);
+    // The warm pool: its state dir and slots outlive each run, as between two runs of a user's.
+    let warm_state = scratch_path.join("warm-state");
+    let warm_pool = scratch_path.join("warm-pool");
+    let mut run_no = 0;
+    let mut next_run = || {
+        run_no += 1;
+        run_no
+    };
+    run_in(&rt, &repo, &warm_state, worktree_plan(next_run(), tasks, 4, &warm_pool));
+    let mut times: [Vec<f64>; 3] = Default::default();
+    for round in 0..rounds {
+        for k in 0..3 {
+            let which = (k + round) % 3;
+            let run = next_run();
+            let took = match which {
+                0 => run_in(&rt, &repo, &warm_state, worktree_plan(run, tasks, 4, &warm_pool)),
+                1 => {
+                    let fresh = scratch_path.join(format!("cold-{run}"));
+                    run_in(&rt, &repo, &fresh.join("state"), worktree_plan(run, tasks, 4, &fresh.join("pool")))
+                }
+                _ => {
+                    let fresh = scratch_path.join(format!("none-{run}"));
+                    run_in(&rt, &repo, &fresh.join("state"), worktree_plan(run, tasks, tasks, &fresh.join("pool")))
+                }
+            };
+            times[which].push(secs(took) * 1000.0);
+        }
+    }
+    let mut s = String::new();
+    writeln!(s, "### Worktrees: a run of {tasks} tasks on a {files}-file repository, 4 agents\n").unwrap();
+    writeln!(
+        s,
+        "Each task writes one new file in its worktree; fugue commits it, runs the boundary gate and merges it. \
+         Median (best) of {rounds} round(s), the three alternated.\n"
+    )
+    .unwrap();
+    writeln!(s, "| contender | run | per task | vs a new worktree per task |").unwrap();
+    writeln!(s, "|---|---:|---:|---:|").unwrap();
+    let none = median(&mut times[2].clone());
+    let names = [
+        "with the pool: 4 warm slots, recycled (a second run in the same state dir)",
+        "a pool created during the run: 4 slots, recycled",
+        "without the pool: a new worktree for every task",
+    ];
+    for (name, v) in names.iter().zip(times.iter_mut()) {
+        let best = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let m = median(v);
+        writeln!(s, "| {name} | {m:.0} ms ({best:.0}) | {:.0} ms | {:.2} |", m / tasks as f64, m / none).unwrap();
     }
     s.push('\n');
     s
