@@ -111,10 +111,7 @@ fn run_fugue(rt: &tokio::runtime::Runtime, repo: &Path, plan: Plan, fsync: bool)
     let state = tempfile::tempdir_in(repo).expect("state dir");
     let mut opts = RunOptions::new(repo, state.path().join(".claude"));
     opts.fsync = fsync;
-    let started = Instant::now();
-    let summary = rt.block_on(fugue_engine::run(plan, opts)).expect("the run starts");
-    let took = started.elapsed();
-    assert_eq!(summary.outcome, RunOutcome::Success, "the bench run failed");
+    let took = run_with(rt, plan, opts);
     if std::env::var_os("FUGUE_BENCH_TRACE").is_some() {
         println!("{}", trace(&fugue_engine::journal_path(&state.path().join(".claude"))));
     }
@@ -559,10 +556,15 @@ fn worktree_plan(run: usize, tasks: usize, slots: usize, pool_dir: &Path) -> Pla
 
 /// Runs `plan` with its state in `state`; the wall time.
 fn run_in(rt: &tokio::runtime::Runtime, repo: &Path, state: &Path, plan: Plan) -> Duration {
+    run_with(rt, plan, RunOptions::new(repo, state))
+}
+
+/// One successful run; its wall time.
+fn run_with(rt: &tokio::runtime::Runtime, plan: Plan, opts: RunOptions) -> Duration {
     let started = Instant::now();
-    let summary = rt.block_on(fugue_engine::run(plan, RunOptions::new(repo, state))).expect("the run starts");
+    let summary = rt.block_on(fugue_engine::run(plan, opts)).expect("the run starts");
     let took = started.elapsed();
-    assert_eq!(summary.outcome, RunOutcome::Success, "the worktree bench run failed");
+    assert_eq!(summary.outcome, RunOutcome::Success, "the bench run failed");
     took
 }
 
