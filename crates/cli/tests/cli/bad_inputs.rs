@@ -150,11 +150,7 @@ fn inspect_with(lib: &Path, env: &[(&str, &std::ffi::OsStr)]) -> Output {
         .envs(env.iter().copied())
         .output()
         .expect("run fugue");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    out.into()
 }
 
 struct ManifestCase {

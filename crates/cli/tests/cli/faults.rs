@@ -76,40 +76,29 @@ impl Scenario {
         self.state().join("fugue").join("journal.ndjson")
     }
 
+    /// `fugue ARGS` in the repository, with the test environment and no stdin.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_fugue"));
+        c.args(args)
+            .current_dir(&self.repo)
+            .env("NO_COLOR", "1")
+            .env_remove("FUGUE_PLUGIN_PATH")
+            .envs(crate::GIT_IDENTITY)
+            .stdin(Stdio::null());
+        c
+    }
+
     /// Starts `fugue ARGS` in the repository; its stderr goes to `<root>/stderr-N.txt`.
     pub(crate) fn spawn(&self, args: &[&str]) -> Child {
         // stderr goes to a numbered file in the scenario's root; `stderr_of` reads them back.
         let n = std::fs::read_dir(self.root()).map(|d| d.count()).unwrap_or(0);
         let stderr = std::fs::File::create(self.root().join(format!("stderr-{n}.txt"))).expect("stderr file");
-        Command::new(env!("CARGO_BIN_EXE_fugue"))
-            .args(args)
-            .current_dir(&self.repo)
-            .env("NO_COLOR", "1")
-            .env_remove("FUGUE_PLUGIN_PATH")
-            .envs(crate::GIT_IDENTITY)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn fugue")
+        self.command(args).stdout(Stdio::null()).stderr(stderr).spawn().expect("spawn fugue")
     }
 
     /// Runs `fugue ARGS` in the repository to the end.
     pub(crate) fn fugue(&self, args: &[&str]) -> crate::Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_fugue"))
-            .args(args)
-            .current_dir(&self.repo)
-            .env("NO_COLOR", "1")
-            .env_remove("FUGUE_PLUGIN_PATH")
-            .envs(crate::GIT_IDENTITY)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run fugue");
-        crate::Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        self.command(args).output().expect("run fugue").into()
     }
 
     /// `fugue status --json`.
@@ -244,6 +233,13 @@ pub(crate) struct Expect<'a> {
 
 /// Everything that must hold after a run finished successfully, whatever happened on the way.
 /// Returns every violation found (empty when all hold).
+/// [`check_invariants`], failing the test with every broken one.
+#[track_caller]
+pub(crate) fn assert_invariants(s: &Scenario, tasks: &[Expect<'_>]) {
+    let bad = check_invariants(s, tasks);
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
 pub(crate) fn check_invariants(s: &Scenario, tasks: &[Expect<'_>]) -> Vec<String> {
     let mut bad = Vec::new();
     let repo = &s.repo;

@@ -30,6 +30,16 @@ pub(crate) struct Output {
     pub(crate) stderr: String,
 }
 
+impl From<std::process::Output> for Output {
+    fn from(out: std::process::Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 /// Runs `fugue` with `args` in `dir`.
 pub(crate) fn fugue(dir: &Path, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_fugue"))
@@ -39,11 +49,7 @@ pub(crate) fn fugue(dir: &Path, args: &[&str]) -> Output {
         .env_remove("FUGUE_PLUGIN_PATH")
         .output()
         .expect("run fugue");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    out.into()
 }
 
 /// A fresh temp dir for one test.

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{Expect, Scenario, alive, check_invariants, git_try, merges_of};
+use super::{Expect, Scenario, alive, assert_invariants, git_try, merges_of};
 
 /// A plan with the healthy tasks `ok1` and `ok2` and the task `x` run by `agent` (a YAML flow
 /// mapping), with `retry_on_failure: retries`, `max_iterations: 2`.
@@ -117,8 +117,7 @@ fn a_child_left_running_in_the_agents_group_is_stopped_and_does_not_block_the_ru
 fn run_merges_and_the_child_is_gone(s: &Scenario, what: &str) {
     let out = s.fugue(&["run", "plan.yaml"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let bad = check_invariants(s, &WITH_X);
-    assert!(bad.is_empty(), "{bad:#?}");
+    assert_invariants(s, &WITH_X);
     let pid: u32 = std::fs::read_to_string(s.signals.join("child.pid")).expect("pid").trim().parse().expect("pid");
     assert!(!alive(pid), "{what} {pid} outlived the run");
 }
@@ -155,8 +154,7 @@ fn a_child_escaped_with_setsid_does_not_block_the_run() {
         let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let bad = check_invariants(&s, &WITH_X);
-    assert!(bad.is_empty(), "{bad:#?}");
+    assert_invariants(&s, &WITH_X);
     assert!(escaped_alive, "(documented) a setsid child is not stopped: if this fails, the limit is gone — update RELIABILITY.md");
 }
 
@@ -206,8 +204,7 @@ fn a_hundred_megabytes_of_output_are_capped_in_the_report_log_and_memory() {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert_eq!(status.code(), Some(0));
-    let bad = check_invariants(&s, &WITH_X);
-    assert!(bad.is_empty(), "{bad:#?}");
+    assert_invariants(&s, &WITH_X);
     assert!(peak_kb > 0 && peak_kb < 200 * 1024, "fugue's peak RSS was {peak_kb} kB for 100 MB of agent output");
     let log = std::fs::metadata(s.state().join("logs").join("x.agent.log")).expect("agent log").len();
     super::note(&format!("100 MB of output: fugue peak RSS {peak_kb} kB, agent log {log} bytes"));
@@ -230,8 +227,7 @@ fn non_utf8_output_is_kept_lossily_and_the_task_merges() {
     ));
     let out = s.fugue(&["run", "plan.yaml"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let bad = check_invariants(&s, &WITH_X);
-    assert!(bad.is_empty(), "{bad:#?}");
+    assert_invariants(&s, &WITH_X);
     let log = std::fs::read(s.state().join("logs").join("x.agent.log")).expect("agent log");
     assert!(log.windows(4).any(|w| w == b"caf\xe9"), "the raw bytes reach the agent log");
     assert!(String::from_utf8_lossy(&log).contains("end"));
@@ -250,7 +246,6 @@ fn an_agent_that_deletes_its_own_worktree_fails_that_attempt_and_the_retry_merge
     let out = s.fugue(&["run", "plan.yaml"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(s.signals.join("deleted").exists());
-    let bad = check_invariants(&s, &WITH_X);
-    assert!(bad.is_empty(), "{bad:#?}");
+    assert_invariants(&s, &WITH_X);
     assert_eq!(s.task("x")["attempts"], 2, "one failed attempt, one retry");
 }

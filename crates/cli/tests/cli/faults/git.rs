@@ -3,7 +3,7 @@
 //! after QA approved it), and the base branch moved by someone else during the run.
 
 use super::torn::{BLOCKING_TASKS, blocking_plan};
-use super::{Expect, Scenario, check_invariants, git, git_try, merges_of};
+use super::{Expect, Scenario, assert_invariants, check_invariants, git, git_try, merges_of};
 
 /// A run of [`blocking_plan`] with `release` already given and a stale `.git/index.lock` in
 /// the main checkout (a git that died there).
@@ -37,8 +37,7 @@ fn a_stale_index_lock_in_the_main_checkout_is_named_up_front_and_a_rerun_recover
     std::fs::remove_file(s.repo.join(".git").join("index.lock")).expect("rm lock");
     let out = s.fugue(&["run", "plan.yaml"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let bad = check_invariants(&s, &BLOCKING_TASKS);
-    assert!(bad.is_empty(), "{bad:#?}");
+    assert_invariants(&s, &BLOCKING_TASKS);
 }
 
 #[test]
@@ -74,7 +73,7 @@ tasks:
     });
     let out = s.fugue(&["run", "plan.yaml"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let bad = check_invariants(
+    assert_invariants(
         &s,
         &[
             Expect { id: "ok1", worktree: true, file: Some("src/ok1/out.txt") },
@@ -82,7 +81,6 @@ tasks:
             Expect { id: "ok2", worktree: true, file: Some("src/ok2/out.txt") },
         ],
     );
-    assert!(bad.is_empty(), "{bad:#?}");
 }
 
 #[test]
@@ -109,17 +107,11 @@ fn an_index_lock_appearing_in_the_main_checkout_mid_run_is_survived_or_named() {
     std::fs::write(&lock, "").expect("lock");
     s.signal("release");
     let out = child.wait_with_output().expect("wait");
-    let stderr = std::fs::read_dir(s.root())
-        .expect("root")
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("stderr-"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-        .collect::<String>();
+    let stderr = super::stderr_of(&s);
     let report = s.fugue(&["report"]);
     let text = format!("{stderr}{}{}", report.stdout, s.journal_lines().join("\n"));
     if out.status.code() == Some(0) {
-        let bad = check_invariants(&s, &BLOCKING_TASKS);
-        assert!(bad.is_empty(), "{bad:#?}");
+        assert_invariants(&s, &BLOCKING_TASKS);
     } else {
         assert!(text.contains("index.lock"), "the failure names index.lock: {text}");
         nothing_lost(&s);
@@ -127,8 +119,7 @@ fn an_index_lock_appearing_in_the_main_checkout_mid_run_is_survived_or_named() {
         std::fs::remove_file(&lock).expect("rm lock");
         let again = s.fugue(&["run", "plan.yaml"]);
         assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
-        let bad = check_invariants(&s, &BLOCKING_TASKS);
-        assert!(bad.is_empty(), "{bad:#?}");
+        assert_invariants(&s, &BLOCKING_TASKS);
     }
 }
 
@@ -179,8 +170,7 @@ fn a_task_branch_deleted_after_approval_fails_the_task_naming_the_branch() {
         assert_eq!(merges_of(&s.repo, t), 1, "{t} merged once");
     }
     if out.status.code() == Some(0) {
-        let bad = check_invariants(&s, &BLOCKING_TASKS);
-        assert!(bad.is_empty(), "{bad:#?}");
+        assert_invariants(&s, &BLOCKING_TASKS);
     } else {
         assert_eq!(s.task("slow")["status"], "failed");
         let reasons: Vec<String> = s.events_of("attempt_failed", "slow").iter().map(|e| e["reason"].to_string()).collect();
@@ -199,8 +189,7 @@ fn a_crash_between_approval_and_merge_then_a_deleted_branch_is_redone_or_named_o
     git(&s.repo, &["update-ref", "-d", "refs/heads/auto/slow"]);
     let out = s.fugue(&["resume"]);
     if out.code == 0 {
-        let bad = check_invariants(&s, &BLOCKING_TASKS);
-        assert!(bad.is_empty(), "{bad:#?}");
+        assert_invariants(&s, &BLOCKING_TASKS);
     } else {
         let reasons: Vec<String> = s.events_of("attempt_failed", "slow").iter().map(|e| e["reason"].to_string()).collect();
         let text = format!("{}{}{reasons:?}", out.stdout, out.stderr);
@@ -216,8 +205,7 @@ fn the_base_moved_by_someone_else_during_the_run_is_merged_onto_and_kept() {
         git(&s.repo, &["commit", "-qm", "a commit by someone else"]);
     });
     assert_eq!(code, Some(0), "{}", super::stderr_of(&s));
-    let bad = check_invariants(&s, &BLOCKING_TASKS);
-    assert!(bad.is_empty(), "{bad:#?}");
+    assert_invariants(&s, &BLOCKING_TASKS);
     assert_eq!(git(&s.repo, &["show", "main:outsider.txt"]), "someone else", "the outsider's commit is kept on main");
     assert_eq!(git(&s.repo, &["status", "--porcelain", "--untracked-files=no"]), "", "the checkout follows main");
 }

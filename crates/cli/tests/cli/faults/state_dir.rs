@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::torn::{BLOCKING_TASKS, blocking_plan, crashed_run};
-use super::{Scenario, check_invariants, git, merges_of, wait_quiet};
+use super::{Scenario, assert_invariants, git, merges_of, wait_quiet};
 
 /// A mount that is undone when dropped.
 #[derive(Debug)]
@@ -60,7 +60,7 @@ fn skip(test: &str, why: &str) {
     let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
 }
 
-fn stderr_of(out: &crate::Output) -> String {
+fn output_of(out: &crate::Output) -> String {
     format!("{}{}", out.stdout, out.stderr)
 }
 
@@ -75,7 +75,7 @@ fn a_file_where_the_state_dir_should_be_is_a_clear_error_and_touches_nothing() {
     let out = s.fugue(&["run", "plan.yaml"]);
     // Exit 2 today (reading `.claude/auto-context.yaml` fails, classed as input); 3 would fit
     // DESIGN.md's "environment" better. Either way: non-zero, named, nothing touched.
-    assert!(out.code == 2 || out.code == 3, "exit {}: {}", out.code, stderr_of(&out));
+    assert!(out.code == 2 || out.code == 3, "exit {}: {}", out.code, output_of(&out));
     assert!(out.stderr.contains(".claude") && out.stderr.contains("Not a directory"), "names the state dir: {}", out.stderr);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     assert_eq!(std::fs::read_to_string(s.repo.join(".claude")).expect("file"), "not a directory\n");
@@ -85,9 +85,8 @@ fn a_file_where_the_state_dir_should_be_is_a_clear_error_and_touches_nothing() {
     // Once the file is moved away, the same plan runs.
     std::fs::remove_file(s.repo.join(".claude")).expect("rm");
     let out = s.fugue(&["run", "plan.yaml"]);
-    assert_eq!(out.code, 0, "{}", stderr_of(&out));
-    let bad = check_invariants(&s, &BLOCKING_TASKS);
-    assert!(bad.is_empty(), "{bad:#?}");
+    assert_eq!(out.code, 0, "{}", output_of(&out));
+    assert_invariants(&s, &BLOCKING_TASKS);
 }
 
 #[test]
@@ -103,15 +102,14 @@ fn a_read_only_state_dir_at_start_is_a_clear_error_and_the_plan_runs_once_writab
     };
     let main_before = git(&s.repo, &["rev-parse", "main"]);
     let out = s.fugue(&["run", "plan.yaml"]);
-    assert_ne!(out.code, 0, "{}", stderr_of(&out));
-    assert_ne!(out.code, 2, "not a plan error: {}", stderr_of(&out));
+    assert_ne!(out.code, 0, "{}", output_of(&out));
+    assert_ne!(out.code, 2, "not a plan error: {}", output_of(&out));
     assert!(out.stderr.contains("Read-only file system") && out.stderr.contains(".claude"), "names the cause and the dir: {}", out.stderr);
     assert_eq!(git(&s.repo, &["rev-parse", "main"]), main_before);
     ro.unmount();
     let out = s.fugue(&["run", "plan.yaml"]);
-    assert_eq!(out.code, 0, "{}", stderr_of(&out));
-    let bad = check_invariants(&s, &BLOCKING_TASKS);
-    assert!(bad.is_empty(), "{bad:#?}");
+    assert_eq!(out.code, 0, "{}", output_of(&out));
+    assert_invariants(&s, &BLOCKING_TASKS);
 }
 
 #[test]
@@ -124,15 +122,14 @@ fn a_read_only_state_dir_at_resume_is_a_clear_error_then_resume_finishes() {
     };
     let main_before = git(&s.repo, &["rev-parse", "main"]);
     let out = s.fugue(&["resume"]);
-    assert_eq!(out.code, 3, "an environment error: {}", stderr_of(&out));
+    assert_eq!(out.code, 3, "an environment error: {}", output_of(&out));
     assert!(out.stderr.contains("Read-only file system"), "names the cause: {}", out.stderr);
     assert_eq!(std::fs::read(s.journal_path()).expect("journal"), journal, "the journal is untouched");
     assert_eq!(git(&s.repo, &["rev-parse", "main"]), main_before);
     ro.unmount();
     let out = s.fugue(&["resume"]);
-    assert_eq!(out.code, 0, "{}", stderr_of(&out));
-    let bad = check_invariants(&s, &BLOCKING_TASKS);
-    assert!(bad.is_empty(), "{bad:#?}");
+    assert_eq!(out.code, 0, "{}", output_of(&out));
+    assert_invariants(&s, &BLOCKING_TASKS);
 }
 
 /// `chattr` on `path`; false when the filesystem or the capability is missing.
@@ -155,12 +152,7 @@ fn a_journal_made_immutable_mid_run_stops_the_run_clearly_and_resume_finishes() 
     let frozen = std::fs::read(&journal).expect("journal");
     s.signal("release");
     let out = child.wait_with_output().expect("wait");
-    let stderr = std::fs::read_dir(s.root())
-        .expect("root")
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("stderr-"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-        .collect::<String>();
+    let stderr = super::stderr_of(&s);
     let after = std::fs::read(&journal).expect("journal");
     assert!(chattr("-i", &journal), "chattr -i");
     assert_eq!(out.status.code(), Some(3), "an environment error: {stderr}");
@@ -168,9 +160,8 @@ fn a_journal_made_immutable_mid_run_stops_the_run_clearly_and_resume_finishes() 
     assert_eq!(after, frozen, "the journal is as it was");
     assert!(wait_quiet(s.root()).is_empty(), "the agents stopped with the run");
     let out = s.fugue(&["resume"]);
-    assert_eq!(out.code, 0, "{}", stderr_of(&out));
-    let bad = check_invariants(&s, &BLOCKING_TASKS);
-    assert!(bad.is_empty(), "{bad:#?}");
+    assert_eq!(out.code, 0, "{}", output_of(&out));
+    assert_invariants(&s, &BLOCKING_TASKS);
 }
 
 #[test]
@@ -189,12 +180,7 @@ fn a_full_state_dir_stops_the_run_clearly_and_resume_finishes_once_space_is_free
     assert!(String::from_utf8_lossy(&out.stderr).contains("No space left"), "dd filled the tmpfs");
     s.signal("release");
     let out = child.wait_with_output().expect("wait");
-    let stderr = std::fs::read_dir(s.root())
-        .expect("root")
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("stderr-"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-        .collect::<String>();
+    let stderr = super::stderr_of(&s);
     let code = out.status.code();
     super::note(&format!("full disk: exit {code:?}: {}", stderr.lines().rev().take(3).collect::<Vec<_>>().join(" | ")));
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -202,13 +188,11 @@ fn a_full_state_dir_stops_the_run_clearly_and_resume_finishes_once_space_is_free
     std::fs::remove_file(&filler).expect("free the space");
     if code == Some(0) {
         // Everything fitted in what was left after all: still no loss allowed.
-        let bad = check_invariants(&s, &BLOCKING_TASKS);
-        assert!(bad.is_empty(), "{bad:#?}");
+        assert_invariants(&s, &BLOCKING_TASKS);
         return;
     }
     assert!(stderr.contains("No space left on device"), "names the cause: {stderr}");
     let out = s.fugue(&["resume"]);
-    assert_eq!(out.code, 0, "{}", stderr_of(&out));
-    let bad = check_invariants(&s, &BLOCKING_TASKS);
-    assert!(bad.is_empty(), "{bad:#?}");
+    assert_eq!(out.code, 0, "{}", output_of(&out));
+    assert_invariants(&s, &BLOCKING_TASKS);
 }
