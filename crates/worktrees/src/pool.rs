@@ -298,6 +298,9 @@ impl Pool {
         let (slot, held) = self.reserve(&req.task, &branch)?;
         let path = PathBuf::from(&slot.path);
         if held {
+            // Kept as it is for its task (a resumed job may still work in it), but not with the
+            // locks of a git that died with the previous run.
+            self.clear_stale_locks(&slot.id, &path)?;
             return Ok(Acquired { slot: slot.id, path, branch, base, warm: true, kept_existing_branch: false, already_held: true });
         }
         let prepared = (|| {
@@ -452,15 +455,7 @@ impl Pool {
             self.add_worktree(path, &how, sparse.as_deref())?;
             return Ok(false);
         };
-        let lock = gitdir.join("index.lock");
-        if lock.exists() {
-            if crate::health::lock_is_stale_after_waiting(&lock, path) {
-                tracing::warn!(lock = %lock.display(), "removing a stale index.lock left by a dead git process");
-                std::fs::remove_file(&lock).map_err(PoolError::io("remove", &lock))?;
-            } else {
-                return Err(PoolError::SlotLocked { slot: slot_id.to_owned(), lock });
-            }
-        }
+        self.clear_stale_locks(slot_id, path)?;
         let mut checkout = git.cmd(path).args(["-c", "checkout.workers=0", "checkout", "-q", "-f"]);
         checkout = match start {
             Start::At(oid) => checkout.args(["-B", branch, oid]),
@@ -542,6 +537,26 @@ impl Pool {
     pub(crate) fn worktree_list(&self) -> Result<Vec<repo::WorktreeEntry>, PoolError> {
         let _shared = self.admin_lock(false)?;
         self.repo.worktrees()
+    }
+
+    /// Removes the locks a git killed mid-command left in the slot's git dir (`index.lock`,
+    /// `HEAD.lock`, …: an interrupted run's commit, say), each of which would fail the slot's
+    /// next git command; a lock a live process holds makes the slot [`PoolError::SlotLocked`].
+    fn clear_stale_locks(&self, slot_id: &str, path: &Path) -> Result<(), PoolError> {
+        let Some(gitdir) = repo::worktree_gitdir(path) else { return Ok(()) };
+        let mut locks: Vec<PathBuf> = std::fs::read_dir(&gitdir)
+            .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "lock") && p.is_file()).collect())
+            .unwrap_or_default();
+        locks.sort();
+        for lock in locks {
+            if crate::health::lock_is_stale_after_waiting(&lock, path) {
+                tracing::warn!(lock = %lock.display(), "removing a stale lock left by a dead git process");
+                std::fs::remove_file(&lock).map_err(PoolError::io("remove", &lock))?;
+            } else {
+                return Err(PoolError::SlotLocked { slot: slot_id.to_owned(), lock });
+            }
+        }
+        Ok(())
     }
 
     /// `git worktree prune`, under the exclusive admin lock.

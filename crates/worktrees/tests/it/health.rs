@@ -157,3 +157,27 @@ fn broken_slots_and_stray_dirs_are_repaired() {
     let a = pool.acquire(&AcquireRequest::new(task("t"))).expect("acquire");
     assert_eq!(a.slot, "wt-1");
 }
+
+#[test]
+fn a_head_lock_left_by_a_killed_git_is_cleared_for_the_slots_next_task_and_for_its_own() {
+    let fx = Fixture::new();
+    let pool = fx.pool(fx.spec(1));
+    let a = pool.acquire(&AcquireRequest::new(task("t"))).expect("acquire");
+    let gitdir = git(&a.path, &["rev-parse", "--absolute-git-dir"]);
+    let plant = || {
+        let lock = std::path::Path::new(&gitdir).join("HEAD.lock");
+        let f = std::fs::File::create(&lock).expect("create lock");
+        f.set_modified(SystemTime::now() - Duration::from_secs(3600)).expect("age the lock");
+        lock
+    };
+    // A resumed task gets its held slot back without the dead git's lock.
+    let lock = plant();
+    let again = pool.acquire(&AcquireRequest::new(task("t"))).expect("acquire the held slot");
+    assert!(again.already_held && !lock.exists());
+    git(&a.path, &["commit", "-q", "--allow-empty", "-m", "HEAD can move"]);
+    // The next task of a recycled slot too.
+    pool.release(&a.slot, ReleaseMode::KeepBranch).expect("release");
+    let lock = plant();
+    let b = pool.acquire(&AcquireRequest::new(task("u"))).expect("acquire after a killed git");
+    assert!(b.warm && !lock.exists());
+}
