@@ -22,7 +22,7 @@ use fugue_core::redact::{self, looks_secret};
 use fugue_core::{Agent, AgentSpec, Executor, Plan, PlanIssue, merge_config, pointer_join};
 
 use crate::plugin::{PluginError, PluginHandle, open_plugin};
-use crate::{CommandAgent, LocalExecutor, template};
+use crate::{CommandAgent, DriverAgent, LocalExecutor, driver_refuses, template};
 
 /// Builds the agent `name` of a plan from its spec; plugin paths are resolved against
 /// `plan_dir` (or found in `FUGUE_PLUGIN_PATH`) and loaded, and a bare name no library
@@ -44,6 +44,7 @@ pub fn agent_from_spec_with(
     match spec {
         AgentSpec::Command(command) => Ok(Arc::new(CommandAgent::new(name, command.clone()).with_executor(executor))),
         AgentSpec::Plugin(p) => open_plugin(&p.plugin, plan_dir)?.agent(name, p.timeout.map(|t| t.0)),
+        AgentSpec::Driver(d) => Ok(Arc::new(DriverAgent::new(name, d.clone()).with_executor(executor))),
     }
 }
 
@@ -55,6 +56,14 @@ pub fn check_plan_agents(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
     let mut issues = Vec::new();
     for (name, spec) in &plan.agents {
         register_agent_secrets(spec);
+        if let AgentSpec::Driver(d) = spec
+            && let Some(why) = driver_refuses(d)
+        {
+            issues.push(
+                PlanIssue::error("driver/refused", pointer_join(&pointer_join("/agents", name), "permissions"), why)
+                    .with_help("the CLI would refuse to start this way, so the run would do nothing"),
+            );
+        }
         let AgentSpec::Command(c) = spec else { continue };
         for (i, word) in c.command.iter().enumerate() {
             for unknown in template::unknown_placeholders(word) {
@@ -90,6 +99,9 @@ fn register_agent_secrets(spec: &AgentSpec) {
     match spec {
         AgentSpec::Command(c) => {
             redact::register_vars(&c.env);
+        }
+        AgentSpec::Driver(d) => {
+            redact::register_vars(&d.env);
         }
         AgentSpec::Plugin(p) => {
             if let Some(config) = &p.config {

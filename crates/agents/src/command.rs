@@ -254,7 +254,8 @@ impl RunFiles {
         let dir = match shared.or(ctx.log_file.as_deref().and_then(Path::parent)) {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(io(format!("create {} for the prompt files", dir.display())))?;
-                dir.to_path_buf()
+                // The agent runs in its worktree: a relative path would name a file there.
+                std::path::absolute(dir).map_err(io(format!("resolve {} for the prompt files", dir.display())))?
             }
             None => {
                 let private = tempfile::Builder::new()

@@ -29,6 +29,7 @@
 
 mod check;
 mod command;
+mod driver;
 mod local;
 mod output;
 mod plugin;
@@ -39,6 +40,7 @@ mod template;
 
 pub use check::{agent_from_spec, agent_from_spec_with, check_plan_agents, check_plan_plugins};
 pub use command::CommandAgent;
+pub use driver::{DriverAgent, driver_refuses};
 pub use local::LocalExecutor;
 pub use plugin::{
     BuiltinPlugin, InProcess, Plugin, PluginAgent, PluginError, PluginGate, PluginHandle, PluginSummary, Violation, builtin_plugin,

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use fugue_core::redact::{self, Redactor, redact_str};
-use fugue_core::{ExecError, Executor, ProcessOutcome, ProcessSpec, async_trait};
+use fugue_core::{ExecError, ExecObserver, Executor, OutputStream, ProcessOutcome, ProcessSpec, async_trait};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
@@ -61,11 +61,34 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// Copies one output stream, redacted, into the sink until it closes.
+/// Where one output stream goes besides the shared sink: the observer that hears it as it
+/// comes, and a capture of its own (stdout kept apart for machine output).
+struct Tap {
+    stream: OutputStream,
+    observer: Option<Arc<dyn ExecObserver>>,
+    own: Option<Arc<Mutex<Capture>>>,
+}
+
+impl Tap {
+    fn push(&self, chunk: &[u8]) {
+        if chunk.is_empty() {
+            return;
+        }
+        if let Some(own) = &self.own {
+            own.lock().unwrap_or_else(PoisonError::into_inner).push(chunk);
+        }
+        if let Some(observer) = &self.observer {
+            observer.output(self.stream, chunk);
+        }
+    }
+}
+
+/// Copies one output stream, redacted, into the sink (and its tap) until it closes.
 fn pump(
     reader: Option<impl AsyncRead + Unpin + Send + 'static>,
     sink: Arc<Mutex<Sink>>,
     redactor: &Arc<Redactor>,
+    tap: Tap,
 ) -> Option<AbortOnDrop<()>> {
     let mut reader = reader?;
     let mut redact = redactor.stream();
@@ -78,12 +101,14 @@ fn pump(
                     let clean = redact.push(&buf[..n]);
                     if !clean.is_empty() {
                         sink.lock().unwrap_or_else(PoisonError::into_inner).push(&clean);
+                        tap.push(&clean);
                     }
                 }
             }
         }
         let rest = redact.finish();
         sink.lock().unwrap_or_else(PoisonError::into_inner).push(&rest);
+        tap.push(&rest);
     })))
 }
 
@@ -114,6 +139,10 @@ impl Executor for LocalExecutor {
     }
 
     async fn run(&self, spec: ProcessSpec) -> Result<ProcessOutcome, ExecError> {
+        self.run_observed(spec, None).await
+    }
+
+    async fn run_observed(&self, spec: ProcessSpec, observer: Option<Arc<dyn ExecObserver>>) -> Result<ProcessOutcome, ExecError> {
         let started = Instant::now();
         redact::register_vars(&spec.env);
         let redactor = redact::global();
@@ -158,7 +187,15 @@ impl Executor for LocalExecutor {
         let mut guard = GroupGuard::new(group, spec.grace);
 
         let sink = Arc::new(Mutex::new(Sink { capture: Capture::new(spec.output_cap), log }));
-        let pumps = [pump(child.stdout.take(), Arc::clone(&sink), &redactor), pump(child.stderr.take(), Arc::clone(&sink), &redactor)];
+        let own_stdout = spec.keep_stdout.map(|cap| Arc::new(Mutex::new(Capture::new(cap.max(4)))));
+        let taps = (
+            Tap { stream: OutputStream::Stdout, observer: observer.clone(), own: own_stdout.clone() },
+            Tap { stream: OutputStream::Stderr, observer, own: None },
+        );
+        let pumps = [
+            pump(child.stdout.take(), Arc::clone(&sink), &redactor, taps.0),
+            pump(child.stderr.take(), Arc::clone(&sink), &redactor, taps.1),
+        ];
         let _feeder = child.stdin.take().map(|mut stdin| {
             let bytes = spec.stdin.clone().unwrap_or_default();
             // A program that never reads its stdin closes the pipe; that is not an error.
@@ -246,6 +283,8 @@ impl Executor for LocalExecutor {
                 outcome
             }
         };
-        Ok(outcome.with_output(sink.capture.text(), sink.capture.dropped()).with_duration(elapsed))
+        let mut outcome = outcome.with_output(sink.capture.text(), sink.capture.dropped()).with_duration(elapsed);
+        outcome.stdout = own_stdout.map(|c| c.lock().unwrap_or_else(PoisonError::into_inner).text());
+        Ok(outcome)
     }
 }

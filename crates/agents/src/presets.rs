@@ -1,12 +1,14 @@
-//! Ready-made command agents for the common coding-agent CLIs.
+//! Ready-made agents for the common coding-agent CLIs.
 //!
-//! A preset is only an argv template (the CLIs need not be installed for fugue to build or
-//! check a plan); `fugue init` offers them and the README lists them. Each runs the tool
-//! non-interactively with the task's prompt as an argument, in the task's worktree.
+//! A preset is a driver agent with every setting at its default (the CLIs need not be
+//! installed for fugue to build or check a plan): headless mode, machine-readable output, the
+//! least permissions that work (edits in the worktree and the task's verify commands), QA
+//! findings delivered by continuing the session. `fugue init` writes them and the README's
+//! driver table lists what each supports.
 
-use fugue_core::{CommandAgentSpec, PromptInput};
+use fugue_core::{AgentSpec, DriverAgentSpec, DriverKind, HumanDuration};
 
-/// A named argv template for a coding-agent CLI.
+/// A named agent for a coding-agent CLI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Preset {
@@ -14,23 +16,18 @@ pub struct Preset {
     pub name: &'static str,
     /// The tool's name for people.
     pub title: &'static str,
-    /// The argv template.
-    pub command: &'static [&'static str],
-    /// How the prompt is passed besides the argv.
-    pub prompt_via: PromptInput,
-    /// One line on the tool and how the preset drives it.
+    /// The driver that runs it.
+    pub driver: DriverKind,
+    /// One line on the tool and how the driver runs it.
     pub description: &'static str,
 }
 
 impl Preset {
-    /// The plan's agent spec for this preset (no timeout, no extra environment).
-    pub fn spec(&self) -> CommandAgentSpec {
-        CommandAgentSpec {
-            command: self.command.iter().map(|w| (*w).to_owned()).collect(),
-            timeout: None,
-            env: Default::default(),
-            prompt_via: self.prompt_via,
-        }
+    /// The plan's agent spec for this preset, with `timeout`.
+    pub fn spec(&self, timeout: Option<HumanDuration>) -> AgentSpec {
+        let mut spec = DriverAgentSpec::new(self.driver);
+        spec.timeout = timeout;
+        AgentSpec::Driver(spec)
     }
 }
 
@@ -38,30 +35,32 @@ const PRESETS: &[Preset] = &[
     Preset {
         name: "claude",
         title: "Claude Code",
-        command: &["claude", "-p", "{prompt}"],
-        prompt_via: PromptInput::Args,
-        description: "Anthropic's Claude Code in print (headless) mode; add e.g. `--permission-mode acceptEdits` so it may edit files unattended",
+        driver: DriverKind::Claude,
+        description: "`claude -p --output-format stream-json --verbose --permission-mode acceptEdits`, verify commands allowed, `--resume` for feedback",
     },
     Preset {
         name: "codex",
         title: "Codex CLI",
-        command: &["codex", "exec", "{prompt}"],
-        prompt_via: PromptInput::Args,
-        description: "OpenAI's Codex CLI, non-interactive `exec` mode",
-    },
-    Preset {
-        name: "aider",
-        title: "Aider",
-        command: &["aider", "--yes", "--message", "{prompt}"],
-        prompt_via: PromptInput::Args,
-        description: "Aider with one message, answering yes to its confirmations",
+        driver: DriverKind::Codex,
+        description: "`codex exec --json` in the workspace-write sandbox, `codex exec resume` for feedback",
     },
     Preset {
         name: "gemini",
         title: "Gemini CLI",
-        command: &["gemini", "-p", "{prompt}"],
-        prompt_via: PromptInput::Args,
-        description: "Google's Gemini CLI in non-interactive prompt mode",
+        driver: DriverKind::Gemini,
+        description: "`gemini -p --output-format stream-json --approval-mode auto_edit`, `--resume` for feedback",
+    },
+    Preset {
+        name: "aider",
+        title: "Aider",
+        driver: DriverKind::Aider,
+        description: "`aider --message --yes-always` without its own commits, feedback in a fresh run",
+    },
+    Preset {
+        name: "opencode",
+        title: "opencode",
+        driver: DriverKind::Opencode,
+        description: "`opencode run --format json` with edit and verify-command permissions, `--session` for feedback",
     },
 ];
 
@@ -80,18 +79,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn presets_are_argv_with_the_prompt_placeholder() {
-        assert_eq!(presets().len(), 4);
-        for p in presets() {
-            assert!(p.command.contains(&"{prompt}"), "{}", p.name);
-            assert_eq!(p.spec().command.len(), p.command.len());
-            // The spec round-trips through the plan's schema types.
-            let json = serde_json::to_value(p.spec()).expect("serialises");
-            let back: CommandAgentSpec = serde_json::from_value(json).expect("deserialises");
-            assert_eq!(back, p.spec());
+    fn every_driver_has_a_preset_that_round_trips() {
+        assert_eq!(presets().len(), DriverKind::ALL.len());
+        for kind in DriverKind::ALL {
+            let p = presets().iter().find(|p| p.driver == kind).expect("a preset per driver");
+            assert_eq!(p.name, kind.name());
+            let json = serde_json::to_value(p.spec(None)).expect("serialises");
+            assert_eq!(
+                json,
+                serde_json::json!({ "driver": kind.name(), "permissions": "edit", "feedback": "continue", "isolate_sessions": true })
+            );
+            let back: AgentSpec = serde_json::from_value(json).expect("deserialises");
+            assert_eq!(back, p.spec(None));
         }
-        assert_eq!(preset("claude").map(|p| p.command), Some(["claude", "-p", "{prompt}"].as_slice()));
-        assert_eq!(preset("aider").map(|p| p.command), Some(["aider", "--yes", "--message", "{prompt}"].as_slice()));
         assert!(preset("nope").is_none());
     }
 }

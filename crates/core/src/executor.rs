@@ -58,6 +58,11 @@ pub struct ProcessSpec {
     /// the process again. Executors without jobs ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attach_job: Option<String>,
+    /// Also keep standard output on its own in [`ProcessOutcome::stdout`], capped at this many
+    /// bytes (head and tail): for agents whose stdout is machine output (JSON lines) and whose
+    /// stderr is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_stdout: Option<usize>,
 }
 
 impl ProcessSpec {
@@ -77,6 +82,7 @@ impl ProcessSpec {
             log_cap: 16 * 1024 * 1024,
             log_header: None,
             attach_job: None,
+            keep_stdout: None,
         }
     }
 
@@ -104,6 +110,10 @@ pub struct ProcessOutcome {
     pub duration_ms: u64,
     /// The scheduler's job id, for executors that have one.
     pub job_id: Option<String>,
+    /// Standard output alone (lossy UTF-8, capped like `output`), when the spec asked for it
+    /// with [`ProcessSpec::keep_stdout`] and the executor keeps the streams apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<String>,
 }
 
 impl ProcessOutcome {
@@ -180,11 +190,30 @@ pub enum ExecError {
     },
 }
 
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OutputStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
 /// Hears about a process while it runs.
 pub trait ExecObserver: Send + Sync + std::fmt::Debug {
     /// The scheduler accepted the process as job `job_id` (or the executor re-attached to it).
     /// Called before the job can finish being waited for, so the id can be made durable.
-    fn job_started(&self, job_id: &str);
+    fn job_started(&self, job_id: &str) {
+        let _ = job_id;
+    }
+
+    /// The process wrote `chunk` (already redacted) on `stream`. Executors that see output
+    /// as it comes call this (the local one does); others may not call it at all, and
+    /// callers then read [`ProcessOutcome::output`] (and [`ProcessOutcome::stdout`]) at the end.
+    fn output(&self, stream: OutputStream, chunk: &[u8]) {
+        let _ = (stream, chunk);
+    }
 }
 
 /// Starts processes for agents.

@@ -35,19 +35,19 @@ pub mod time;
 #[cfg(feature = "load")]
 pub mod load;
 
-pub use agent::{Agent, AgentContext, AgentError, AgentOutcome, AgentReport};
+pub use agent::{Activity, ActivityObserver, Agent, AgentContext, AgentError, AgentOutcome, AgentReport, FailureKind, Usage};
 pub use command::{CommandLine, CommandLineError};
 pub use diag::{IssueLevel, PlanIssue, pointer_join, pointer_token};
 pub use duration::{DURATION_PATTERN, DurationError, HumanDuration};
-pub use executor::{ExecError, ExecObserver, Executor, ProcessOutcome, ProcessSpec};
+pub use executor::{ExecError, ExecObserver, Executor, OutputStream, ProcessOutcome, ProcessSpec};
 pub use gate::{Finding, GateContext, GateError, GateReport, GateVerdict, QaVerdict, QualityGate, ReviewReport, TestCounts};
 pub use id::{TASK_ID_PATTERN, TaskId, TaskIdError};
 pub use machine::{MachineEvent, PhaseMachine, TransitionError};
 pub use phase::{Phase, PhasePolicy};
 pub use plan::{
-    AgentSpec, Boundaries, CommandAgentSpec, CoverageFormat, CoverageSpec, DEFAULT_ESTIMATE, DocsGateSpec, ExecutorSpec, GatesSpec,
-    Isolation, OverlapPolicy, PLAN_VERSION, Parallelization, Plan, PluginAgentSpec, PoolSpec, PromptInput, ReviewGateSpec, Severity,
-    SlurmSpec, SparseMode, TaskSpec, TestsGateSpec, Toggle, merge_config,
+    AgentSpec, Boundaries, CommandAgentSpec, CoverageFormat, CoverageSpec, DEFAULT_ESTIMATE, DocsGateSpec, DriverAgentSpec, DriverKind,
+    ExecutorSpec, FeedbackMode, GatesSpec, Isolation, OverlapPolicy, PLAN_VERSION, Parallelization, Permissions, Plan, PluginAgentSpec,
+    PoolSpec, PromptInput, ReviewGateSpec, Severity, SlurmSpec, SparseMode, TaskSpec, TestsGateSpec, Toggle, merge_config,
 };
 pub use planner::{ExecutionPlan, PlanError, Planner};
 pub use scope::{Pattern, PatternError, Scope};

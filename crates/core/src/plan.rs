@@ -136,7 +136,7 @@ impl Default for PoolSpec {
     fn default() -> Self {
         Self {
             size: 8,
-            dir: ".claude/worktree-pool".to_owned(),
+            dir: ".claude/worktrees".to_owned(),
             keep_ignored: vec!["target/".to_owned(), "node_modules/".to_owned()],
             copy: Vec::new(),
             setup: Vec::new(),
@@ -162,7 +162,8 @@ impl Boundaries {
     }
 }
 
-/// An agent: an argv template run as a process, or a dynamic plugin.
+/// An agent: a coding-agent CLI fugue drives, an argv template run as a process, or a
+/// dynamic plugin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum AgentSpec {
@@ -170,6 +171,8 @@ pub enum AgentSpec {
     Command(CommandAgentSpec),
     /// A dynamic plugin (a `cdylib`).
     Plugin(PluginAgentSpec),
+    /// A coding-agent CLI run headlessly by its driver (Claude Code, Codex, …).
+    Driver(DriverAgentSpec),
 }
 
 impl AgentSpec {
@@ -178,6 +181,150 @@ impl AgentSpec {
         match self {
             AgentSpec::Command(c) => c.timeout.map(|t| t.0),
             AgentSpec::Plugin(p) => p.timeout.map(|t| t.0),
+            AgentSpec::Driver(d) => d.timeout.map(|t| t.0),
+        }
+    }
+}
+
+/// The coding-agent CLIs fugue has a driver for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    /// Claude Code (`claude -p --output-format stream-json`).
+    Claude,
+    /// OpenAI Codex CLI (`codex exec --json`).
+    Codex,
+    /// Google Gemini CLI (`gemini -p --output-format stream-json`).
+    Gemini,
+    /// Aider (`aider --message`).
+    Aider,
+    /// opencode (`opencode run --format json`).
+    Opencode,
+}
+
+impl DriverKind {
+    /// Every driver, in the order the docs list them.
+    pub const ALL: [DriverKind; 5] = [DriverKind::Claude, DriverKind::Codex, DriverKind::Gemini, DriverKind::Aider, DriverKind::Opencode];
+
+    /// The name used in plans (`claude`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            DriverKind::Claude => "claude",
+            DriverKind::Codex => "codex",
+            DriverKind::Gemini => "gemini",
+            DriverKind::Aider => "aider",
+            DriverKind::Opencode => "opencode",
+        }
+    }
+
+    /// The CLI's program name, run from `PATH` unless the agent sets `program`.
+    pub fn program(self) -> &'static str {
+        self.name()
+    }
+}
+
+/// What a driven agent is allowed to do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Permissions {
+    /// The least that works: edit files in its worktree, and run the task's own `verify`
+    /// commands (plus what `allowed_tools` adds).
+    #[default]
+    Edit,
+    /// Read files only (reviewers get this whatever the plan says).
+    ReadOnly,
+    /// The CLI's bypass mode: every tool, every command, no sandbox. Only when asked for.
+    Bypass,
+}
+
+/// How QA findings reach a driven agent on the next iteration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedbackMode {
+    /// Continue the previous iteration's session with the findings as the next prompt where
+    /// the CLI can (`claude --resume`, `codex exec resume`); else a fresh run.
+    #[default]
+    Continue,
+    /// Always a fresh run whose prompt is the task's prompt followed by the findings.
+    Fresh,
+}
+
+/// A coding-agent CLI run by its driver: fugue builds the command line (headless mode,
+/// machine-readable output, permissions, model, session continuation), reads what the CLI
+/// streams, and fails an iteration the CLI refused or cut short.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DriverAgentSpec {
+    /// Which CLI.
+    pub driver: DriverKind,
+    /// The program to run. Default: the CLI's usual name (`claude`, `codex`, …) from `PATH`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    /// The model (`--model`, or `-c model=` for Codex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The model provider, for CLIs that name one (Codex's `model_provider`, opencode's
+    /// provider id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// What the agent may do. Default `edit`: edits in its worktree and the task's `verify`
+    /// commands.
+    #[serde(default)]
+    pub permissions: Permissions,
+    /// More tools or commands to allow, in the CLI's own rule syntax (Claude Code:
+    /// `Bash(npm run lint)`, `WebFetch`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_tools: Vec<String>,
+    /// Tools or commands to refuse, in the CLI's own rule syntax.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disallowed_tools: Vec<String>,
+    /// The most model turns per run (CLIs that have the limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_turns: Option<u32>,
+    /// Configuration overrides passed to the CLI (Codex: `-c key=value`, values as TOML).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, String>,
+    /// More arguments, put before the prompt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Extra environment variables (API keys, base URLs).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Kill the agent after this long (SIGTERM to its process group, then SIGKILL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<HumanDuration>,
+    /// How QA findings reach the next iteration.
+    #[serde(default)]
+    pub feedback: FeedbackMode,
+    /// Give every worktree slot its own CLI config and session directory (seeded with the
+    /// user's login), so that concurrent sessions do not corrupt shared state. Default true.
+    #[serde(default = "default_true")]
+    pub isolate_sessions: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl DriverAgentSpec {
+    /// A driver agent with every setting at its default.
+    pub fn new(driver: DriverKind) -> Self {
+        Self {
+            driver,
+            program: None,
+            model: None,
+            provider: None,
+            permissions: Permissions::default(),
+            allowed_tools: Vec::new(),
+            disallowed_tools: Vec::new(),
+            max_turns: None,
+            overrides: BTreeMap::new(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            timeout: None,
+            feedback: FeedbackMode::default(),
+            isolate_sessions: true,
         }
     }
 }
@@ -472,6 +619,10 @@ pub struct TaskSpec {
     /// Overrides the plan's `isolation`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<Isolation>,
+    /// The task may finish without changing a file (an analysis that only reports). Without
+    /// it, an iteration that changed nothing is rejected.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_empty: bool,
 }
 
 /// The default task estimate.

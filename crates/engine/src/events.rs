@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use fugue_core::QaVerdict;
-use fugue_core::{AgentOutcome, GateReport, Phase, TaskId, TaskStatus};
+use fugue_core::{AgentOutcome, FailureKind, GateReport, Phase, TaskId, TaskStatus, Usage};
 
 /// How the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +107,39 @@ pub enum Event {
         summary: String,
         /// Wall time of the agent.
         duration_ms: u64,
+        /// Tokens and cost of this iteration, where the agent reported them.
+        #[serde(default, skip_serializing_if = "Usage::is_unknown")]
+        usage: Usage,
+        /// The agent's session id (a CLI's session or thread), for continuing it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<String>,
+        /// Model turns.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        turns: Option<u32>,
+        /// Tool calls the CLI refused.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        denials: Vec<String>,
+        /// Why it failed, when the agent's output says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<FailureKind>,
+        /// The agent's last message (clipped).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        final_message: Option<String>,
+    },
+    /// What a running agent is doing (the tool it runs, its last message) and what it has
+    /// spent so far. Live information: nothing replays it but progress and status.
+    AgentActivity {
+        /// The task.
+        task: TaskId,
+        /// Attempt.
+        attempt: u32,
+        /// QA iteration within the attempt.
+        iteration: u32,
+        /// One line.
+        doing: String,
+        /// Usage of the running iteration so far.
+        #[serde(default, skip_serializing_if = "Usage::is_unknown")]
+        usage: Usage,
     },
     /// The gates of one iteration ran.
     QaFinished {
@@ -182,6 +215,7 @@ impl Event {
             | Event::AttemptStarted { task, .. }
             | Event::JobStarted { task, .. }
             | Event::AgentFinished { task, .. }
+            | Event::AgentActivity { task, .. }
             | Event::QaFinished { task, .. }
             | Event::Merged { task, .. }
             | Event::MergeConflicted { task, .. }

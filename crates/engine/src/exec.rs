@@ -63,3 +63,51 @@ impl ExecObserver for JobJournal {
         });
     }
 }
+
+/// Journals what a running agent does (`agent_activity`), for progress and `fugue status`: a
+/// new line each time the agent starts something new, and usage-only changes at most every
+/// [`ActivityJournal::USAGE_EVERY`], so a chatty agent cannot flood the journal.
+pub(crate) struct ActivityJournal {
+    pub(crate) task: TaskId,
+    pub(crate) attempt: u32,
+    pub(crate) iteration: u32,
+    pub(crate) send: Arc<dyn Fn(Event) + Send + Sync>,
+    pub(crate) last: std::sync::Mutex<Option<(String, std::time::Instant)>>,
+}
+
+impl ActivityJournal {
+    pub(crate) const USAGE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+}
+
+impl std::fmt::Debug for ActivityJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivityJournal")
+            .field("task", &self.task)
+            .field("attempt", &self.attempt)
+            .field("iteration", &self.iteration)
+            .finish()
+    }
+}
+
+impl fugue_core::ActivityObserver for ActivityJournal {
+    fn activity(&self, activity: &fugue_core::Activity) {
+        {
+            let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = std::time::Instant::now();
+            if let Some((doing, at)) = last.as_ref()
+                && *doing == activity.doing
+                && now.duration_since(*at) < Self::USAGE_EVERY
+            {
+                return;
+            }
+            *last = Some((activity.doing.clone(), now));
+        }
+        (self.send)(Event::AgentActivity {
+            task: self.task.clone(),
+            attempt: self.attempt,
+            iteration: self.iteration,
+            doing: activity.doing.clone(),
+            usage: activity.usage,
+        });
+    }
+}

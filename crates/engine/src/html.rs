@@ -7,8 +7,9 @@
 //! which rounds were rejected, why an attempt failed. [`render`] replays the records into
 //! attempts made of coloured segments (agent → QA → merge), lays the attempts into one lane
 //! per pool slot (or packs them into lanes by time when the run used no pool), and writes
-//! inline SVG: a Gantt timeline, a step chart of how many agents were busy, then the task
-//! table with links to the per-task logs.
+//! inline SVG: a Gantt timeline, a step chart of how many agents were busy, the agents'
+//! cumulative spend (where they reported it), then the task table with links to the per-task
+//! logs.
 //!
 //! The page must open anywhere, offline, years later: no network, no external assets, no
 //! framework; CSS and SVG are inline, hover details are SVG `<title>`s, and every string that
@@ -21,7 +22,7 @@ use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
 use fugue_core::state::DependencyGraph;
-use fugue_core::{AgentOutcome, GateReport, TaskId, TaskStatus};
+use fugue_core::{AgentOutcome, GateReport, TaskId, TaskStatus, Usage};
 
 use crate::error::EngineError;
 use crate::events::{Event, QaVerdict, RunOutcome};
@@ -337,12 +338,23 @@ fn replay(records: &[Record], view: &RunView) -> Timeline {
                     outcome: "running",
                 });
             }
-            Event::AgentFinished { task, iteration, outcome, summary, duration_ms, .. } => {
+            Event::AgentFinished { task, iteration, outcome, summary, duration_ms, usage, failure, denials, .. } => {
                 let Some(i) = current(task, &open) else { continue };
                 let a = &mut tl.attempts[i];
                 let since = a.open.map_or(ms, |(_, s)| s);
                 let ok = *outcome == AgentOutcome::ReadyForQa;
-                let detail = format!("iteration {} · {summary} · agent reported {}", iteration + 1, dur(*duration_ms));
+                let mut detail = format!(
+                    "iteration {} · {summary} · agent reported {} · {}",
+                    iteration + 1,
+                    dur(*duration_ms),
+                    usage.brief().unwrap_or_else(|| "usage unknown".to_owned())
+                );
+                if let Some(kind) = failure {
+                    let _ = write!(detail, " · failure: {}", crate::report::failure_text(*kind));
+                }
+                if !denials.is_empty() {
+                    let _ = write!(detail, " · {} refused tool call(s): {}", denials.len(), denials.join("; "));
+                }
                 a.push(Kind::Agent, if ok { Ending::Done } else { Ending::Failed }, since, ms, detail);
                 a.open = ok.then_some((Kind::Qa, ms));
             }
@@ -786,6 +798,131 @@ fn concurrency_svg(s: &mut String, spans: &[Span], scale: Scale, peak: usize, me
     s.push_str("</svg>");
 }
 
+/// A spend figure of the task table: "-" when no agent ran, "unknown" when no run reported
+/// it, `≥ x` when some runs did not.
+fn spend_cell<T>(row: &crate::report::TaskRow, value: Option<T>, text: fn(Option<T>) -> String) -> String {
+    crate::report::figure(value, row.agent_runs > 0 || !row.usage.is_unknown(), row.unreported_runs, text)
+}
+
+/// The hover text of a task's spend: the breakdown and the runs that said nothing.
+fn spend_title(row: &crate::report::TaskRow) -> String {
+    use crate::report::tokens_text;
+    if row.agent_runs == 0 && row.usage.is_unknown() {
+        return "no agent run finished".to_owned();
+    }
+    let u = &row.usage;
+    let mut t = format!(
+        "input {}, output {}, cache read {}, cache write {}; {} agent run(s)",
+        tokens_text(u.input_tokens),
+        tokens_text(u.output_tokens),
+        tokens_text(u.cache_read_tokens),
+        tokens_text(u.cache_write_tokens),
+        row.agent_runs
+    );
+    if row.unreported_runs > 0 {
+        let _ = write!(t, ", {} reported no usage", row.unreported_runs);
+    }
+    if let Some(n) = row.turns {
+        let _ = write!(t, "; {n} turn(s)");
+    }
+    t
+}
+
+/// One agent run that reported usage: when it finished and what it spent.
+#[derive(Debug, Clone)]
+struct Spent {
+    at: u64,
+    task: TaskId,
+    attempt: u32,
+    iteration: u32,
+    usage: Usage,
+}
+
+/// The agent runs that reported usage, in journal order, and how many reported none.
+fn spending(records: &[Record], view: &RunView) -> (Vec<Spent>, u32) {
+    let mut out = Vec::new();
+    let mut unreported = 0;
+    let mut last = view.first_ms;
+    for r in records {
+        let ms = fugue_core::time::parse_millis(&r.ts).unwrap_or(last);
+        last = ms;
+        if let Event::AgentFinished { task, attempt, iteration, usage, .. } = &r.event {
+            if usage.is_unknown() {
+                unreported += 1;
+            } else {
+                out.push(Spent { at: ms, task: task.clone(), attempt: *attempt, iteration: *iteration, usage: *usage });
+            }
+        }
+    }
+    (out, unreported)
+}
+
+/// The cumulative spend as a step curve: cost where any run reported one, tokens otherwise.
+fn spend_svg(s: &mut String, spent: &[Spent], scale: Scale) {
+    const TOP: f64 = 22.0;
+    const PLOT_H: f64 = 96.0;
+    let by_cost = spent.iter().any(|p| p.usage.cost_usd.is_some());
+    let value = |u: &Usage| if by_cost { u.cost_usd.unwrap_or(0.0) } else { u.total_tokens().unwrap_or(0) as f64 };
+    let label = |v: f64| if by_cost { crate::report::cost_text(Some(v)) } else { crate::report::tokens_text(Some(v.round() as u64)) };
+    let total: f64 = spent.iter().map(|p| value(&p.usage)).sum();
+    let top = if total > 0.0 { total } else { 1.0 };
+    let height = TOP + PLOT_H + 8.0;
+    let yv = |v: f64| TOP + PLOT_H - v * PLOT_H / top;
+    let _ = write!(
+        s,
+        r#"<svg id="spend" class="chart" role="img" aria-label="cumulative agent spend over time" data-metric="{}" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}">"#,
+        if by_cost { "cost" } else { "tokens" }
+    );
+    axis(s, scale, TOP - 4.0, TOP + PLOT_H, TOP - 8.0);
+    for k in 0..=2 {
+        let v = top * f64::from(k) / 2.0;
+        let yy = yv(v);
+        let _ = write!(
+            s,
+            r#"<line class="grid" x1="{LABEL_W}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}"/><text class="ytick" x="{:.1}" y="{:.1}">{}</text>"#,
+            WIDTH - RIGHT_PAD,
+            LABEL_W - 6.0,
+            yy + 4.0,
+            esc(&if k == 0 { "0".to_owned() } else { label(v) })
+        );
+    }
+    let _ = write!(
+        s,
+        r#"<text class="lane-name" x="8" y="{:.1}">{}</text><text class="lane-name" x="8" y="{:.1}">spent</text>"#,
+        // Between the middle and the bottom y labels, clear of both.
+        TOP + 64.0,
+        if by_cost { "dollars" } else { "tokens" },
+        TOP + 79.0
+    );
+    let mut path = format!("M{:.1},{:.1}", scale.x(scale.t0), yv(0.0));
+    let mut points = String::new();
+    let mut sum = 0.0;
+    for p in spent {
+        let x = scale.x(p.at);
+        sum += value(&p.usage);
+        let _ = write!(path, "H{x:.1}V{:.1}", yv(sum));
+        let _ = write!(
+            points,
+            r#"<circle class="spend-point" data-task="{}" cx="{x:.1}" cy="{:.1}" r="3"><title>{} · attempt {} · iteration {} finished at {}: {} · {} in all</title></circle>"#,
+            esc(p.task.as_str()),
+            yv(sum),
+            esc(p.task.as_str()),
+            p.attempt,
+            p.iteration + 1,
+            offset(p.at, scale.t0),
+            esc(&p.usage.brief().unwrap_or_default()),
+            esc(&label(sum))
+        );
+    }
+    let _ = write!(path, "H{:.1}", WIDTH - RIGHT_PAD);
+    // The curve under its points, so every point stays on top to hover.
+    let _ = write!(s, r#"<path class="spend-line" d="{path}"/>"#);
+    s.push_str(&points);
+    let _ =
+        write!(s, r#"<text class="mean-label" x="{:.1}" y="{:.1}">{}</text>"#, WIDTH - RIGHT_PAD - 4.0, yv(top) - 6.0, esc(&label(total)));
+    s.push_str("</svg>");
+}
+
 const CSS: &str = r#"
 :root{--ink:#1f2328;--muted:#57606a;--line:#d0d7de;--bg:#ffffff;--panel:#f6f8fa;
 --agent:#2563eb;--qa:#d97706;--merge:#15803d;--fail:#b91c1c;--crit:#7c3aed}
@@ -833,6 +970,8 @@ code{font:12.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .mark path{stroke:#fff;stroke-width:1.8;stroke-linecap:round}
 .busy-step{fill:#bfdbfe}
 .busy-line{fill:none;stroke:var(--agent);stroke-width:1.6}
+.spend-line{fill:none;stroke:var(--merge);stroke-width:1.8}
+.spend-point{fill:var(--merge);stroke:#fff;stroke-width:1}
 .mean-line{stroke:#9a3412;stroke-width:1.4;stroke-dasharray:6 4}
 .mean-label{fill:#9a3412!important;text-anchor:end;font-weight:600}
 .peak-label{font-weight:600}
@@ -852,7 +991,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.err{color:var(--fail);font-size:12px;min-width:220px;overflow-wrap:anywhere}
 td.err.old{color:var(--muted)}
 td a{margin-right:8px;white-space:nowrap}
-td:first-child,td:nth-child(2),td:nth-child(3),td:nth-child(9){white-space:nowrap}
+td:first-child,td:nth-child(2),td:nth-child(3),td:nth-child(11){white-space:nowrap}
 tr.crit td:first-child{box-shadow:inset 3px 0 var(--crit)}
 ul.problems{margin:0;padding-left:20px;font-size:13px}
 ul.problems li{overflow-wrap:anywhere}
@@ -928,6 +1067,26 @@ pub fn render(view: &RunView, graph: Option<&DependencyGraph>, records: &[Record
         report.merged,
         report.tasks.len()
     );
+    let spend = if report.agent_runs == 0 && report.usage.is_unknown() {
+        ("-".to_owned(), "no agent run finished".to_owned())
+    } else {
+        let ge = if report.unreported_runs > 0 && !report.usage.is_unknown() { "≥ " } else { "" };
+        let b = match (report.cost_usd, report.tokens) {
+            (Some(c), _) => format!("{ge}{}", crate::report::cost_text(Some(c))),
+            (None, Some(t)) => format!("{ge}{} tokens", crate::report::tokens_text(Some(t))),
+            (None, None) => "unknown".to_owned(),
+        };
+        let mut sub = match (report.cost_usd, report.tokens) {
+            (Some(_), Some(t)) => format!("{} tokens · ", crate::report::tokens_text(Some(t))),
+            _ => String::new(),
+        };
+        let _ = write!(sub, "{} agent run(s)", report.agent_runs);
+        if report.unreported_runs > 0 {
+            let _ = write!(sub, ", {} reported no usage", report.unreported_runs);
+        }
+        (b, sub)
+    };
+    let _ = write!(s, r#"<div class="card" id="spend-figures"><b>{}</b><span>{}</span></div>"#, esc(&spend.0), esc(&spend.1));
     let _ = write!(
         s,
         r#"<div class="card"><b>strategy {}</b><span>{}{}</span></div>"#,
@@ -960,8 +1119,37 @@ pub fn render(view: &RunView, graph: Option<&DependencyGraph>, records: &[Record
     );
     concurrency_svg(&mut s, &spans, scale, conc.max, conc.mean);
 
+    // What the agents spent, as it accumulated.
+    let (spent, unreported) = spending(records, view);
+    if spent.is_empty() {
+        let _ = writeln!(
+            s,
+            r#"<h2>Agent spend over time</h2>
+<p class="none" id="spend-none">no agent reported usage{}</p>"#,
+            if unreported > 0 { format!(" ({unreported} agent run(s) finished without reporting tokens or cost)") } else { String::new() }
+        );
+    } else {
+        let total = spent.iter().fold(Usage::default(), |u, p| u.add(&p.usage));
+        let _ = writeln!(
+            s,
+            r#"<h2>Agent spend over time <span class="sub">— {} in all{}{}</span></h2>"#,
+            esc(&total.brief().unwrap_or_default()),
+            if unreported > 0 {
+                format!(" · {unreported} agent run(s) reported no usage (not counted: unknown, not 0)")
+            } else {
+                String::new()
+            },
+            if total.cost_usd.is_some() && spent.iter().any(|p| p.usage.cost_usd.is_none()) {
+                " · some runs reported tokens but no cost"
+            } else {
+                ""
+            }
+        );
+        spend_svg(&mut s, &spent, scale);
+    }
+
     // Task table.
-    s.push_str("\n<h2>Tasks</h2>\n<table id=\"tasks\">\n<thead><tr><th>Task</th><th>Phase</th><th>Status</th><th>Duration</th><th>Attempts</th><th>QA iterations</th><th>Files changed</th><th>Review</th><th>Logs</th><th>Last error</th></tr></thead>\n<tbody>\n");
+    s.push_str("\n<h2>Tasks</h2>\n<table id=\"tasks\">\n<thead><tr><th>Task</th><th>Phase</th><th>Status</th><th>Duration</th><th>Attempts</th><th>QA iterations</th><th>Files changed</th><th>Review</th><th>Tokens</th><th>Cost</th><th>Logs</th><th>Last error</th></tr></thead>\n<tbody>\n");
     for row in &report.tasks {
         let crit = critical.contains(row.id.as_str());
         // A merged task's error is history from an earlier attempt: shown muted, in full on hover.
@@ -974,7 +1162,7 @@ pub fn render(view: &RunView, graph: Option<&DependencyGraph>, records: &[Record
             .join("");
         let _ = writeln!(
             s,
-            r#"<tr data-task="{}"{}><td><code>{}</code>{}</td><td>{}</td><td><span class="badge {}">{}</span></td><td class="n">{:.1}s</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td>{}</td><td class="{}" title="{}">{}</td></tr>"#,
+            r#"<tr data-task="{}"{}><td><code>{}</code>{}</td><td>{}</td><td><span class="badge {}">{}</span></td><td class="n">{:.1}s</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n" title="{}">{}</td><td class="n">{}</td><td>{}</td><td class="{}" title="{}">{}</td></tr>"#,
             esc(&row.id),
             if crit { r#" class="crit""# } else { "" },
             esc(&row.id),
@@ -987,6 +1175,9 @@ pub fn render(view: &RunView, graph: Option<&DependencyGraph>, records: &[Record
             row.iterations,
             row.files_changed,
             row.review_score.map_or_else(|| "-".to_owned(), |r| format!("{r:.1}")),
+            esc(&spend_title(row)),
+            esc(&spend_cell(row, row.tokens, crate::report::tokens_text)),
+            esc(&spend_cell(row, row.cost_usd, crate::report::cost_text)),
             if links.is_empty() { "-".to_owned() } else { links },
             if row.status == TaskStatus::Merged { "err old" } else { "err" },
             esc(error),
@@ -1040,7 +1231,36 @@ mod tests {
             outcome: AgentOutcome::ReadyForQa,
             summary: "edited <b>lib.rs</b>".into(),
             duration_ms: 5,
+            usage: Usage::default(),
+            session_id: None,
+            turns: None,
+            denials: vec![],
+            failure: None,
+            final_message: None,
         }
+    }
+
+    /// `records` with the usage of the agent runs set: the n-th `agent_finished` gets `usage[n]`.
+    fn with_usage(records: &[Record], usage: &[Usage]) -> Vec<Record> {
+        let mut n = 0;
+        records
+            .iter()
+            .cloned()
+            .map(|mut r| {
+                if let Event::AgentFinished { usage: u, .. } = &mut r.event {
+                    *u = usage.get(n).copied().unwrap_or_default();
+                    n += 1;
+                }
+                r
+            })
+            .collect()
+    }
+
+    fn usage(tokens: Option<u64>, cost: Option<f64>) -> Usage {
+        let mut u = Usage::default();
+        u.input_tokens = tokens;
+        u.cost_usd = cost;
+        u
     }
 
     fn qa(t: &str, attempt: u32, iteration: u32, verdict: QaVerdict) -> Event {
@@ -1172,6 +1392,50 @@ mod tests {
         let cut = &records[..7];
         let html = render(&RunView::from_records(cut), None, cut, &TaskLogs::none());
         assert!(html.contains("seg qa running") || html.contains("seg agent running"), "{html}");
+    }
+
+    /// The cell of column `col` (1-based) in the row of `task`.
+    fn cell(html: &str, task: &str, col: usize) -> String {
+        let row = html.split(&format!(r#"<tr data-task="{task}""#)).nth(1).and_then(|r| r.split("</tr>").next()).expect("row");
+        let cell = row.split("<td").nth(col).expect("cell");
+        cell.split_once('>').map(|(_, c)| c).unwrap_or_default().split("</td>").next().unwrap_or_default().to_owned()
+    }
+
+    #[test]
+    fn spend_is_charted_and_unknown_figures_are_never_zero() {
+        let (_, records, graph) = run();
+        // Runs: ok #1 (tokens and cost), ok #2 (tokens only), flaky (nothing reported).
+        let records = with_usage(&records, &[usage(Some(12_000), Some(0.05)), usage(Some(300), None), Usage::default()]);
+        let view = RunView::from_records(&records);
+        let html = render(&view, Some(&graph), &records, &TaskLogs::none());
+        assert_eq!(count(&html, r#"<svg id="spend""#), 1);
+        assert!(html.contains(r#"data-metric="cost""#), "charted by cost once any run reports one");
+        assert_eq!(count(&html, r#"<circle class="spend-point""#), 2, "one point per run that reported usage");
+        assert!(html.contains("1 agent run(s) reported no usage"));
+        assert!(!html.contains("id=\"spend-none\""));
+        // Columns 9 and 10 are tokens and cost.
+        assert_eq!(cell(&html, "ok", 9), "12.3k");
+        assert_eq!(cell(&html, "ok", 10), "$0.0500");
+        assert_eq!(cell(&html, "flaky", 9), "unknown", "a run that reported nothing is unknown, not 0");
+        assert_eq!(cell(&html, "flaky", 10), "unknown");
+        assert_eq!(cell(&html, "never", 9), "-", "no agent ran");
+        assert!(html.contains(r#"id="spend-figures"><b>≥ $0.0500</b>"#), "a lower bound: {html}");
+        assert!(!html.contains("$0.0000") && !html.contains(">0 tokens"));
+    }
+
+    #[test]
+    fn no_spend_chart_when_no_run_reported_usage() {
+        let (view, records, graph) = run();
+        let html = render(&view, Some(&graph), &records, &TaskLogs::none());
+        assert!(!html.contains(r#"<svg id="spend""#));
+        assert!(html.contains("no agent reported usage (3 agent run(s) finished without reporting tokens or cost)"), "{html}");
+        assert_eq!(cell(&html, "ok", 9), "unknown");
+        assert!(html.contains(r#"id="spend-figures"><b>unknown</b>"#));
+        // Tokens only: charted by tokens.
+        let records = with_usage(&records, &[usage(Some(100), None), usage(Some(50), None), usage(Some(7), None)]);
+        let html = render(&RunView::from_records(&records), Some(&graph), &records, &TaskLogs::none());
+        assert!(html.contains(r#"data-metric="tokens""#));
+        assert_eq!(cell(&html, "ok", 10), "unknown", "tokens known, cost not");
     }
 
     #[test]

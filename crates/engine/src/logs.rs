@@ -51,6 +51,7 @@ pub(crate) fn task_log(state_dir: &Path, view: &RunView, task: &TaskSpec, output
     if let Some(e) = &v.last_error {
         let _ = writeln!(s, "- last error: {e}");
     }
+    agent_runs(&mut s, v);
     let _ = writeln!(s, "\n## Files Modified\n| File | Change Type |\n|------|-------------|");
     for f in &v.files {
         let _ = writeln!(s, "| {f} | Modified |");
@@ -121,9 +122,46 @@ pub(crate) fn checkpoint_group(state_dir: &Path, view: &RunView, group: &fugue_c
 
 /// Writes the final report next to the task logs.
 pub(crate) fn report_file(state_dir: &Path, view: &RunView, graph: &DependencyGraph) {
-    let report = crate::report::build(view, Some(graph));
+    let plan = crate::report::saved_plan(state_dir);
+    let report = crate::report::build_for(view, Some(graph), plan.as_ref());
     let path = state_dir.join("logs").join(format!("report-{}.md", view.execution_id));
     let _ = fugue_core::state::write_snapshot(&path, report.to_markdown().as_bytes());
+}
+
+/// The agent runs' figures: what they spent (unknown figures said so, never 0), their session,
+/// and how the last one failed.
+fn agent_runs(s: &mut String, v: &crate::view::TaskView) {
+    use crate::report::{cost_text, failure_text, tokens_breakdown};
+    if v.agent_runs == 0 {
+        let _ = writeln!(s, "- agent runs: none finished");
+        return;
+    }
+    let unreported = match v.unreported_runs {
+        0 => String::new(),
+        n if n == v.agent_runs => " (none reported usage)".to_owned(),
+        n => format!(" ({n} reported no usage: the figures below are lower bounds)"),
+    };
+    let _ = writeln!(s, "- agent runs: {}{unreported}", v.agent_runs);
+    let u = &v.usage;
+    let _ = writeln!(s, "- tokens: {}", tokens_breakdown(u));
+    let _ = writeln!(s, "- cost: {}", cost_text(u.cost_usd));
+    let _ = writeln!(s, "- turns: {}", if v.turns == 0 { "unknown".to_owned() } else { v.turns.to_string() });
+    if let Some(session) = &v.session {
+        let _ = writeln!(s, "- agent session: `{session}`");
+    }
+    if let Some(kind) = v.failure {
+        let _ = writeln!(s, "- last agent run failed: {}", failure_text(kind));
+    }
+    if !v.denials.is_empty() {
+        let _ = writeln!(s, "- refused tool calls (last run): {}", v.denials.len());
+        for d in &v.denials {
+            let _ = writeln!(s, "  - {}", d.replace('\n', " "));
+        }
+    }
+    if let Some(m) = v.final_message.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+        let first: String = m.lines().next().unwrap_or_default().chars().take(300).collect();
+        let _ = writeln!(s, "- last agent message: {first}{}", if first.len() < m.len() { " …" } else { "" });
+    }
 }
 
 fn ms(v: u64) -> String {
@@ -132,4 +170,58 @@ fn ms(v: u64) -> String {
 
 fn list<T: std::fmt::Display>(items: &[T]) -> String {
     if items.is_empty() { "—".to_owned() } else { items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        serde_json::from_value(serde_json::json!({
+            "version": 1,
+            "agents": { "x": { "command": ["true"] } },
+            "tasks": [{ "id": "t", "agent": "x", "prompt": "do it" }],
+        }))
+        .expect("plan")
+    }
+
+    fn section(doc: &Doc) -> &str {
+        let log = doc.1.split("## Execution Log\n").nth(1).expect("execution log");
+        log.split("\n## ").next().unwrap_or_default()
+    }
+
+    #[test]
+    fn the_execution_log_has_the_agent_runs_figures_and_failure() {
+        let plan = plan();
+        let task = &plan.tasks[0];
+        let id = task.id.clone();
+        let mut view = RunView::default();
+        let doc = task_log(Path::new("/s"), &view, task, "");
+        assert!(section(&doc).contains("- agent runs: none finished"), "{}", doc.1);
+        let t = view.tasks.entry(id).or_default();
+        t.agent_runs = 3;
+        t.unreported_runs = 1;
+        t.usage.input_tokens = Some(12_000);
+        t.usage.output_tokens = Some(345);
+        t.usage.cost_usd = Some(0.0421);
+        t.session = Some("sess-9".into());
+        t.failure = Some(fugue_core::FailureKind::PermissionDenied);
+        t.denials = vec!["Write /etc/passwd".into()];
+        t.final_message = Some("I could not write the file.\nSecond line".into());
+        let doc = task_log(Path::new("/s"), &view, task, "");
+        let log = section(&doc);
+        for line in [
+            "- agent runs: 3 (1 reported no usage: the figures below are lower bounds)",
+            "- tokens: 12.3k (input 12.0k, output 345, cache read unknown, cache write unknown)",
+            "- cost: $0.0421",
+            "- turns: unknown",
+            "- agent session: `sess-9`",
+            "- last agent run failed: permission_denied",
+            "- refused tool calls (last run): 1\n  - Write /etc/passwd",
+            "- last agent message: I could not write the file. …",
+        ] {
+            assert!(log.contains(line), "{line:?} in:\n{log}");
+        }
+        assert!(!log.contains("$0.0000") && !log.contains("turns: 0"), "{log}");
+    }
 }

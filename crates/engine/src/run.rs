@@ -434,7 +434,9 @@ async fn drive(
     let shared = Arc::new(Shared {
         plan: Arc::clone(&plan),
         repo: opts.repo.clone(),
-        state_dir: state_dir.clone(),
+        // Agents run in their worktrees, not here: every path handed to them (logs, prompt and
+        // feedback files, session dirs) must be absolute.
+        state_dir: std::path::absolute(&state_dir).unwrap_or_else(|_| state_dir.clone()),
         base,
         pool,
         locks,
@@ -833,6 +835,8 @@ async fn attempt_once(
             shared.agents.get(&task.agent).cloned().ok_or_else(|| AttemptError::fatal(format!("unknown agent `{}`", task.agent)))?;
         let spec_timeout = plan.agents.get(&task.agent).and_then(|a| a.timeout());
         let mut feedback: Option<String> = None;
+        // The session of the previous iteration, which a driver continues with the findings.
+        let mut session: Option<String> = None;
         let max_iterations = plan.gates.max_iterations.max(1);
         // A re-attached job continues the iteration it was submitted for.
         let mut iteration = job.as_ref().map_or(0, |j| j.iteration);
@@ -851,6 +855,19 @@ async fn attempt_once(
                 _ => task.config.clone().unwrap_or_else(|| serde_json::json!({})),
             };
             ctx.log_file = Some(shared.state_dir.join("logs").join(format!("{}.agent.log", task.id)));
+            ctx.session = session.clone();
+            ctx.verify = task.verify.iter().map(|c| c.as_str().to_owned()).collect();
+            ctx.sessions_dir = Some(shared.state_dir.join("fugue").join("sessions"));
+            let activity_tx = tx.clone();
+            ctx.activity = Some(Arc::new(crate::exec::ActivityJournal {
+                task: task.id.clone(),
+                attempt,
+                iteration,
+                send: Arc::new(move |e| {
+                    let _ = activity_tx.send(Msg::Event(e));
+                }),
+                last: std::sync::Mutex::new(None),
+            }));
             ctx.resume_job = job.take().map(|j| j.job_id);
             let jobs_tx = tx.clone();
             ctx.job_observer = Some(Arc::new(crate::exec::JobJournal {
@@ -873,7 +890,16 @@ async fn attempt_once(
                 outcome: report.outcome,
                 summary: report.summary.clone(),
                 duration_ms,
+                usage: report.usage,
+                session_id: report.session_id.clone(),
+                turns: report.turns,
+                denials: report.denials.clone(),
+                failure: report.failure,
+                final_message: report.final_message.as_deref().map(|m| clip(m, 2000)),
             }));
+            if report.session_id.is_some() {
+                session.clone_from(&report.session_id);
+            }
             if report.outcome == AgentOutcome::Failed {
                 return Err(AttemptError::retry(format!("agent failed: {}", report.summary)));
             }
@@ -898,10 +924,7 @@ async fn attempt_once(
                     send(Msg::Status(index, TaskStatus::QaRejected));
                     iteration += 1;
                     if iteration >= max_iterations {
-                        return Err(AttemptError::retry(format!(
-                            "QA rejected the work {iteration} time(s): {}",
-                            first_line(&result.feedback)
-                        )));
+                        return Err(AttemptError::retry(format!("QA rejected the work {iteration} time(s), last: {}", rejection(&result))));
                     }
                     feedback = Some(result.feedback);
                     send(Msg::Status(index, TaskStatus::InProgress));
@@ -1027,11 +1050,7 @@ async fn reverify_if_base_moved(
     // below either confirms it or fails the attempt.
     let result = qa_round(shared, task, attempt, iteration, worktree, Some(branch.to_owned()), &tip, send).await?;
     if result.verdict != QaVerdict::TaskApproved {
-        return Err(AttemptError::retry(format!(
-            "{moved}, and QA on the new tip said {:?}: {}",
-            result.verdict,
-            first_line(&result.feedback)
-        )));
+        return Err(AttemptError::retry(format!("{moved}, and QA on the new tip said {:?}: {}", result.verdict, rejection(&result))));
     }
     Ok(None)
 }
@@ -1101,6 +1120,25 @@ fn read_ref(repo: &Path, rev: &str) -> Option<String> {
 
 fn is_oid(s: &str) -> bool {
     (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// What QA found, in one line: the first finding of the first gate that did not pass (the
+/// feedback's first line is only its header).
+fn rejection(result: &crate::qa::VerifyResult) -> String {
+    let finding = result
+        .reports
+        .iter()
+        .filter(|r| r.verdict != fugue_core::GateVerdict::Pass)
+        .find_map(|r| r.findings.first().map(|f| format!("{}: {}", r.gate, first_line(&f.message))));
+    clip(&finding.unwrap_or_else(|| first_line(&result.feedback).to_owned()), 300)
+}
+
+/// `s` cut to at most `max` characters.
+fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_owned(),
+        Some((i, _)) => format!("{}…", &s[..i]),
+    }
 }
 
 fn first_line(s: &str) -> &str {

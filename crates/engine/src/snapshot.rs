@@ -321,6 +321,9 @@ impl serde::Serialize for TasksRef<'_> {
                 branch: v.branch.as_deref(),
                 worktree: v.worktree.as_deref(),
                 qa: &v.qa,
+                usage: v.usage_with_live(),
+                session_id: v.session.as_deref(),
+                activity: v.activity.as_ref().map(|(doing, usage)| ActivityRef { doing, usage }),
             }
         }))
     }
@@ -345,6 +348,20 @@ struct EntryRef<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     worktree: Option<&'a str>,
     qa: &'a [fugue_core::GateReport],
+    #[serde(skip_serializing_if = "fugue_core::Usage::is_unknown")]
+    usage: fugue_core::Usage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activity: Option<ActivityRef<'a>>,
+}
+
+/// [`TaskActivity`](fugue_core::state::TaskActivity) by reference.
+#[derive(serde::Serialize)]
+struct ActivityRef<'a> {
+    doing: &'a str,
+    #[serde(skip_serializing_if = "fugue_core::Usage::is_unknown")]
+    usage: &'a fugue_core::Usage,
 }
 
 #[cfg(test)]
@@ -385,6 +402,12 @@ mod tests {
         tv.branch = Some("auto/t".to_owned());
         tv.worktree = Some("/pool/wt-1".to_owned());
         tv.qa = vec![fugue_core::GateReport::pass("boundary")];
+        tv.usage.input_tokens = Some(1200);
+        tv.usage.cost_usd = Some(0.25);
+        let mut live = fugue_core::Usage::default();
+        live.output_tokens = Some(30);
+        tv.session = Some("sess-1".to_owned());
+        tv.activity = Some(("Bash: cargo test".to_owned(), live));
         view.tasks.insert(t, tv);
         let owned = ParallelStatus {
             execution_id: view.execution_id.clone(),
@@ -394,20 +417,23 @@ mod tests {
                 .tasks
                 .iter()
                 .map(|t| {
-                    let v = view.task(&t.id).clone();
+                    let v = view.task(&t.id);
                     TaskEntry {
                         id: t.id.clone(),
                         name: t.display_name().to_owned(),
                         agent: t.agent.clone(),
                         status: v.status,
                         paths: t.modifies.patterns().to_vec(),
-                        started: v.started,
-                        completed: v.completed,
+                        started: v.started.clone(),
+                        completed: v.completed.clone(),
                         attempts: v.attempts,
                         iterations: v.iterations,
-                        branch: v.branch,
-                        worktree: v.worktree,
-                        qa: v.qa,
+                        branch: v.branch.clone(),
+                        worktree: v.worktree.clone(),
+                        qa: v.qa.clone(),
+                        usage: v.usage_with_live(),
+                        session_id: v.session.clone(),
+                        activity: v.activity.clone().map(|(doing, usage)| fugue_core::state::TaskActivity { doing, usage }),
                     }
                 })
                 .collect(),
@@ -425,6 +451,13 @@ mod tests {
         );
         let back: ParallelStatus = serde_json::from_slice(&a).expect("reads back");
         assert_eq!(back, owned);
+        // Known figures are written, unknown ones left out (never written as 0), and a task
+        // that has spent nothing known has no `usage` at all.
+        let text = String::from_utf8(a).expect("utf-8");
+        assert!(text.contains(r#""input_tokens": 1200"#) && text.contains(r#""output_tokens": 30"#), "{text}");
+        assert!(!text.contains("cache_read_tokens"), "{text}");
+        assert!(text.contains(r#""doing": "Bash: cargo test""#) && text.contains(r#""session_id": "sess-1""#), "{text}");
+        assert_eq!(text.matches(r#""usage""#).count(), 2, "t's total and its activity's; none for u: {text}");
     }
 
     #[test]

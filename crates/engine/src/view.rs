@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use fugue_core::{GateReport, Phase, TaskId, TaskStatus};
+use fugue_core::{FailureKind, GateReport, Phase, TaskId, TaskStatus, Usage};
 
 use crate::events::{Event, QaVerdict, RunOutcome};
 use crate::journal::Record;
@@ -72,8 +72,36 @@ pub struct TaskView {
     /// The attempt QA approved, until that attempt fails: a resume only merges it, even after
     /// an earlier resume journaled the task back to pending.
     pub approved: Option<u32>,
+    /// What every agent run of the task spent, over all attempts (and resumes).
+    pub usage: Usage,
+    /// Agent runs that finished.
+    pub agent_runs: u32,
+    /// Agent runs that reported no usage at all (shown as unknown, never as zero).
+    pub unreported_runs: u32,
+    /// The last agent session id, for continuing it.
+    pub session: Option<String>,
+    /// Model turns over all runs.
+    pub turns: u32,
+    /// The last run's refused tool calls.
+    pub denials: Vec<String>,
+    /// The last run's failure kind.
+    pub failure: Option<FailureKind>,
+    /// The last run's final message.
+    pub final_message: Option<String>,
+    /// What the running agent is doing now, and its usage so far (cleared when it finishes).
+    pub activity: Option<(String, Usage)>,
     /// Open busy interval start.
     open: Option<u64>,
+}
+
+impl TaskView {
+    /// Usage including the running iteration's so far.
+    pub fn usage_with_live(&self) -> Usage {
+        match &self.activity {
+            Some((_, live)) => self.usage.add(live),
+            None => self.usage,
+        }
+    }
 }
 
 /// The whole run.
@@ -152,6 +180,7 @@ impl RunView {
                 // Attempts in flight when the orchestrator died are closed where they stopped.
                 let last = self.last_ms;
                 for t in self.tasks.values_mut() {
+                    t.activity = None;
                     if let Some(start) = t.open.take() {
                         t.busy.push(Span { start, end: last.max(start) });
                     }
@@ -171,6 +200,7 @@ impl RunView {
                 }
                 if status.is_terminal() {
                     t.job = None;
+                    t.activity = None;
                     t.completed = Some(r.ts.clone());
                     if let Some(start) = t.open.take() {
                         t.busy.push(Span { start, end: ms });
@@ -193,10 +223,28 @@ impl RunView {
                 let t = self.tasks.entry(task.clone()).or_default();
                 t.job = Some(JobRef { attempt: *attempt, iteration: *iteration, executor: executor.clone(), job_id: job_id.clone() });
             }
-            Event::AgentFinished { task, iteration, .. } => {
+            Event::AgentFinished { task, iteration, usage, session_id, turns, denials, failure, final_message, .. } => {
                 let t = self.tasks.entry(task.clone()).or_default();
                 t.iterations = *iteration;
                 t.job = None;
+                t.activity = None;
+                t.agent_runs += 1;
+                if usage.is_unknown() {
+                    t.unreported_runs += 1;
+                } else {
+                    t.usage = t.usage.add(usage);
+                }
+                if session_id.is_some() {
+                    t.session.clone_from(session_id);
+                }
+                t.turns += turns.unwrap_or(0);
+                t.denials.clone_from(denials);
+                t.failure = *failure;
+                t.final_message.clone_from(final_message);
+            }
+            Event::AgentActivity { task, doing, usage, .. } => {
+                let t = self.tasks.entry(task.clone()).or_default();
+                t.activity = Some((doing.clone(), *usage));
             }
             Event::QaFinished { task, attempt, iteration, verdict, reports, .. } => {
                 let t = self.tasks.entry(task.clone()).or_default();
@@ -219,6 +267,7 @@ impl RunView {
             Event::AttemptFailed { task, reason, .. } => {
                 let t = self.tasks.entry(task.clone()).or_default();
                 t.last_error = Some(reason.clone());
+                t.activity = None;
                 t.job = None;
                 t.approved = None;
                 if let Some(start) = t.open.take() {
@@ -236,6 +285,12 @@ impl RunView {
                 self.current_phase = None;
             }
         }
+    }
+
+    /// What the whole run spent so far (finished runs and the running ones' live figures),
+    /// and how many agent runs reported nothing.
+    pub fn usage(&self) -> (Usage, u32) {
+        self.tasks.values().fold((Usage::default(), 0), |(u, n), t| (u.add(&t.usage_with_live()), n + t.unreported_runs))
     }
 
     /// The task's view (a default one for an unknown id).

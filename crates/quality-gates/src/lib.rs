@@ -69,7 +69,7 @@ mod test_gate;
 pub use boundary::{BOUNDARY_GATE, BoundaryGate, boundary_findings};
 pub use docs::{DOCS_GATE, DocsGate, docs_findings};
 pub use feedback::{format_feedback, format_finding, qa_verdict, summarize};
-pub use qa::{Qa, QaError, QaOutcome, QaRequest, gate_context, run_gates};
+pub use qa::{CHANGES_CHECK, Qa, QaError, QaOutcome, QaRequest, gate_context, run_gates};
 pub use review::{HEURISTIC_REVIEWER, REVIEW_GATE, ReviewGate, Reviewer, ReviewerError, validate_report};
 pub use settings::GateSettings;
 pub use test_gate::{TESTS_GATE, TestsGate};

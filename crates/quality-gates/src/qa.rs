@@ -200,6 +200,9 @@ pub async fn run_gates(gates: &[Arc<dyn QualityGate>], ctx: &GateContext) -> Vec
 /// The name QA's free-space check reports under.
 const DISK_CHECK: &str = "disk";
 
+/// The name of QA's check that an iteration changed something.
+pub const CHANGES_CHECK: &str = "changes";
+
 /// `Some(message)` when the file system holding `dir` has no space left for this process.
 fn full_disk(dir: &Path) -> Option<String> {
     use std::os::unix::ffi::OsStrExt as _;
@@ -364,6 +367,28 @@ impl Qa {
             let head = wt.commit_of("HEAD").await.map_err(git_error("read the worktree's HEAD"))?;
             let report = GateReport { duration_ms: elapsed_ms(started), ..GateReport::fail(BOUNDARY_GATE, findings) };
             return Ok(self.finish(started, vec![report], head, all_paths, None));
+        }
+        if all_paths.is_empty() && !task.allow_empty {
+            // An agent that refused, gave up quietly or misunderstood exits 0 all the same:
+            // a change is the evidence of work, and "nothing" is not approved.
+            let head = wt.commit_of("HEAD").await.map_err(git_error("read the worktree's HEAD"))?;
+            let finding = Finding {
+                severity: Severity::High,
+                file: None,
+                line: None,
+                message: format!(
+                    "this iteration changed nothing: no file differs from the base commit {} and nothing was left uncommitted in the checkout. Do the task's work here (create or edit the files it asks for, within {}); if task `{}` only reports and may finish without changes, set `allow_empty: true` on it in the plan",
+                    &req.base_commit[..req.base_commit.len().min(10)],
+                    if task.modifies.patterns().is_empty() {
+                        "its scope".to_owned()
+                    } else {
+                        task.modifies.patterns().iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+                    },
+                    task.id
+                ),
+            };
+            let report = GateReport { duration_ms: elapsed_ms(started), ..GateReport::fail(CHANGES_CHECK, vec![finding]) };
+            return Ok(self.finish(started, vec![report], head, Vec::new(), None));
         }
         let committed = if leftovers.is_empty() {
             None

@@ -25,7 +25,7 @@ use std::path::Path;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use fugue_agents::{CommandAgent, InProcess, PluginError, open_plugin};
+use fugue_agents::{CommandAgent, DriverAgent, InProcess, PluginError, open_plugin};
 use fugue_core::plugin::PluginKind;
 use fugue_core::{
     Agent, AgentContext, AgentOutcome, AgentSpec, Finding, GateContext, GateReport, GateVerdict, QualityGate, ReviewGateSpec, ReviewReport,
@@ -163,6 +163,11 @@ impl Reviewer {
                 let agent = CommandAgent::new(name, c.clone()).with_executor(Arc::clone(&settings.executor)).with_grace(settings.grace);
                 Ok(Self::from_agent(name, Arc::new(agent), serde_json::json!({}), c.timeout.map(|t| t.0)))
             }
+            Some(AgentSpec::Driver(d)) => {
+                // A coding-agent CLI reviews in a read-only session (see `run_agent`).
+                let agent = DriverAgent::new(name, d.clone()).with_executor(Arc::clone(&settings.executor));
+                Ok(Self::from_agent(name, Arc::new(agent), serde_json::json!({ "driver": d.driver.name() }), d.timeout.map(|t| t.0)))
+            }
             Some(AgentSpec::Plugin(p)) => {
                 let plugin = open_plugin(&p.plugin, plan_dir).map_err(plugin_error)?;
                 let config = p.config.clone().unwrap_or_else(|| serde_json::json!({}));
@@ -217,11 +222,28 @@ impl Reviewer {
             .tempfile()
             .map_err(|e| format!("failed to create a temporary file for the diff to review: {e}"))?;
         diff_file.write_all(ctx.diff.as_bytes()).map_err(|e| format!("failed to write the diff to review: {e}"))?;
-        let prompt =
+        let mut prompt =
             AGENT_PROMPT.replace("{task}", ctx.task_id.as_str()).replace("{base}", &ctx.base_commit).replace("{head}", &ctx.head_commit);
+        // A driven CLI reviews read-only, and a file outside its checkout may be out of its
+        // reach: the diff comes in the prompt itself.
+        let driven = config.get("driver").is_some();
+        if driven {
+            // One argv word holds at most 128 KiB on Linux.
+            const IN_PROMPT: usize = 96 * 1024;
+            let mut end = ctx.diff.len().min(IN_PROMPT);
+            while !ctx.diff.is_char_boundary(end) {
+                end -= 1;
+            }
+            let cut = if end < ctx.diff.len() { "\n[… the diff goes on; review what is shown …]" } else { "" };
+            prompt.push_str(&format!(
+                "\n\nAnswer with the JSON object only, as your final message.\n\nThe diff:\n```diff\n{}{cut}\n```\n",
+                &ctx.diff[..end]
+            ));
+        }
         let mut actx = AgentContext::new(ctx.task_id.clone(), prompt, &ctx.checkout);
+        actx.read_only = true;
         actx.task_name = format!("review of {}", ctx.task_id);
-        actx.config = config.clone();
+        actx.config = if driven { serde_json::json!({}) } else { config.clone() };
         actx.env = settings.env.clone();
         actx.env.insert("FUGUE_BASE_COMMIT".to_owned(), ctx.base_commit.clone());
         actx.env.insert("FUGUE_HEAD_COMMIT".to_owned(), ctx.head_commit.clone());
@@ -231,7 +253,8 @@ impl Reviewer {
         if report.outcome == AgentOutcome::Failed {
             return Err(format!("reviewer `{name}` failed: {}{}", report.summary, quote_tail(&report.output, settings.quoted_lines)));
         }
-        extract_report(&report.output).ok_or_else(|| {
+        let said = report.final_message.as_deref().and_then(extract_report);
+        said.or_else(|| extract_report(&report.output)).ok_or_else(|| {
             format!(
                 "reviewer `{name}` printed no JSON review report (an object with `score` and `findings`); its output ends with:{}",
                 quote_tail(&report.output, 10)

@@ -104,7 +104,7 @@ pub enum PoolError {
         task: String,
     },
     /// A pool dir that would hold the repository itself.
-    #[error("failed to use {dir} as the pool dir: {reason}; pick a directory of its own, such as .claude/worktree-pool")]
+    #[error("failed to use {dir} as the pool dir: {reason}; pick a directory of its own, such as the default .claude/worktrees")]
     InvalidPoolDir {
         /// The pool dir.
         dir: PathBuf,

@@ -17,7 +17,9 @@
 //!   `git worktree prune --dry-run -v` reports it. Repair: `git worktree prune`.
 //! * **branch checked out twice** — two worktrees on one branch (possible with `worktree add
 //!   -f`; a commit in one silently desynchronises the other). Repair: detach every pool
-//!   worktree holding it except the busy slot that owns it, leaving non-pool worktrees alone.
+//!   worktree holding it except the busy slot that owns it, leaving non-pool worktrees alone
+//!   (among them any other worktree in the pool dir that is not a `wt-N` slot, such as Claude
+//!   Code's own in `.claude/worktrees/`).
 //! * **broken slot** — marked broken in the state. Repair: mark it free.
 //! * **not a worktree** — a slot directory without a `.git` file. Repair: remove it (the next
 //!   acquire re-creates the slot).
@@ -206,7 +208,7 @@ impl Pool {
             }
         }
 
-        let mut pool_worktrees: Vec<&Path> = list.iter().filter(|e| e.path.starts_with(&self.pool_dir)).map(|e| e.path.as_path()).collect();
+        let mut pool_worktrees: Vec<&Path> = list.iter().filter(|e| self.owns(&e.path)).map(|e| e.path.as_path()).collect();
         for slot in slots {
             let p = Path::new(&slot.path);
             if !pool_worktrees.contains(&p) {
@@ -274,7 +276,7 @@ impl Pool {
         let owner = state
             .and_then(|s| s.worktrees.iter().find(|w| w.status == SlotStatus::Busy && w.branch.as_deref() == Some(short)))
             .map(|w| PathBuf::from(&w.path));
-        let in_pool = |p: &Path| p.starts_with(&self.pool_dir);
+        let in_pool = |p: &Path| self.owns(p);
         let keep = owner
             .filter(|o| worktrees.contains(o))
             .or_else(|| worktrees.iter().find(|p| !in_pool(p)).cloned())
@@ -344,6 +346,18 @@ fn proc_holders(lock: &Path, worktree: &Path) -> Option<bool> {
         }
     }
     saw_any.then_some(false)
+}
+
+/// A process (other than this one) whose working directory is inside `dir`, such as an agent
+/// still running in a slot; `None` when there is none or `/proc` cannot be read.
+pub(crate) fn process_inside(dir: &Path) -> Option<u32> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let me = std::process::id();
+    entries.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        (pid != me && std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&dir))).then_some(pid)
+    })
 }
 
 #[cfg(test)]

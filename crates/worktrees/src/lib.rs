@@ -1,7 +1,9 @@
 //! The worktree pool and merge coordinator of fugue, over the `git` CLI.
 //!
-//! Agents work in git worktrees: one slot per task, `wt-1…wt-N` under `pool.dir`, each on
-//! its branch `auto/<task>`. [`Pool`] hands slots out and takes them back; recycling a slot
+//! Agents work in git worktrees: one slot per task, `wt-1…wt-N` under `pool.dir` (default
+//! `.claude/worktrees`, the one folder under `.claude/` where Claude Code lets agents edit
+//! files; a pool still in the old default `.claude/worktree-pool` is moved there when it is
+//! opened, see [`Pool::migration`]), each on its branch `auto/<task>`. [`Pool`] hands slots out and takes them back; recycling a slot
 //! resets and cleans it but keeps the ignored build caches named in `pool.keep_ignored`, so a
 //! warm acquire costs a few git processes instead of a full checkout and a cold build. The
 //! merge coordinator ([`Pool::merge`]) brings the task branches into the target in the order
@@ -22,6 +24,7 @@ mod error;
 mod git;
 mod health;
 mod merge;
+mod migrate;
 mod pool;
 mod repo;
 mod sparse;
@@ -30,4 +33,5 @@ mod state;
 pub use error::{ErrorClass, PoolError};
 pub use health::{HealthReport, Problem, RepairReport, STALE_LOCK_MIN_AGE, STALE_LOCK_MIN_AGE_NO_PROC};
 pub use merge::{BranchMerge, BranchOutcome, MergeReport, MergeRequest, TargetUpdate, dependency_order};
+pub use migrate::{LEGACY_POOL_DIR, LeftBehind, Migration};
 pub use pool::{AcquireRequest, Acquired, CleanupOptions, CleanupReport, Pool, ReleaseMode, Released};

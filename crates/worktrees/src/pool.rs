@@ -56,6 +56,8 @@ pub struct Pool {
     pub(crate) pool_dir: PathBuf,
     pub(crate) state_dir: PathBuf,
     pub(crate) store: StateStore,
+    /// What opening did to a pool found in the old default dir (see `migrate`).
+    pub(crate) migration: Option<crate::migrate::Migration>,
 }
 
 /// What to acquire: a task, the base to start from, and for sparse pools the task's scopes.
@@ -196,7 +198,10 @@ pub(crate) enum Checkout<'a> {
 impl Pool {
     /// Opens the pool of the repository at `repo`, keeping its state in `state_dir` (relative
     /// paths are taken from the current directory). `spec.dir` is relative to the repository's
-    /// top level unless absolute. Costs one git call; creates nothing.
+    /// top level unless absolute. Costs one git call and a few small file reads; creates nothing
+    /// — except that a pool opened with the default dir (`.claude/worktrees`) whose slots are
+    /// still in the old default dir (`.claude/worktree-pool`) is moved there first: see
+    /// [`Pool::migration`].
     pub fn open(repo: &Path, state_dir: &Path, spec: PoolSpec) -> Result<Self, PoolError> {
         let repo = Repo::open(repo)?;
         let dir = Path::new(&spec.dir);
@@ -209,7 +214,21 @@ impl Pool {
         }
         let state_dir = std::path::absolute(state_dir).map_err(PoolError::io("resolve", state_dir))?;
         let store = StateStore::new(&state_dir);
-        Ok(Self { repo, spec, pool_dir, state_dir, store })
+        let mut pool = Self { repo, spec, pool_dir, state_dir, store, migration: None };
+        pool.migration = pool.migrate_legacy()?;
+        Ok(pool)
+    }
+
+    /// What [`Pool::open`] did to move the pool out of the old default dir
+    /// `.claude/worktree-pool`; `None` when there was nothing to move (the usual case), or when
+    /// the pool's dir is not the default one. When [`Migration::is_complete`] is false, some
+    /// worktrees were left in the old dir (named with the reason in [`Migration::left`]): the
+    /// pool works meanwhile, and the next open tries again.
+    ///
+    /// [`Migration::is_complete`]: crate::Migration::is_complete
+    /// [`Migration::left`]: crate::Migration::left
+    pub fn migration(&self) -> Option<&crate::migrate::Migration> {
+        self.migration.as_ref()
     }
 
     /// The directory holding the slots.
@@ -678,25 +697,63 @@ impl Pool {
 
     /// Adds the pool dir to `info/exclude` when it lies inside the repository, so the slots
     /// never show up as untracked (or get added as embedded repositories) in the main worktree.
-    fn ensure_excluded(&self) -> Result<(), PoolError> {
-        let Ok(rel) = self.pool_dir.strip_prefix(&self.repo.toplevel) else { return Ok(()) };
-        if rel.as_os_str().is_empty() {
-            return Ok(());
-        }
-        let line = format!("/{}/", rel.to_string_lossy().replace('\\', "/"));
-        let file = self.repo.common_dir.join("info").join("exclude");
+    pub(crate) fn ensure_excluded(&self) -> Result<(), PoolError> {
+        self.ensure_excluded_after(None)
+    }
+
+    /// [`Pool::ensure_excluded`], putting the line right after `after` when the file has that
+    /// line (the one it is about to replace), else at the end under a comment.
+    pub(crate) fn ensure_excluded_after(&self, after: Option<&str>) -> Result<(), PoolError> {
+        let Some(line) = self.exclude_line(&self.pool_dir) else { return Ok(()) };
+        let file = self.exclude_file();
         let text = std::fs::read_to_string(&file).unwrap_or_default();
         if text.lines().any(|l| l.trim() == line) {
             return Ok(());
         }
-        let mut new = text;
-        if !new.is_empty() && !new.ends_with('\n') {
-            new.push('\n');
+        let mut lines: Vec<&str> = text.lines().collect();
+        match after.and_then(|a| lines.iter().position(|l| l.trim() == a)) {
+            Some(i) => lines.insert(i + 1, &line),
+            None => {
+                lines.push("# fugue worktree pool");
+                lines.push(&line);
+            }
         }
-        new.push_str("# fugue worktree pool\n");
-        new.push_str(&line);
+        let mut new = lines.join("\n");
         new.push('\n');
         fugue_core::state::write_atomic(&file, new.as_bytes()).map_err(PoolError::io("write", &file))
+    }
+
+    /// Removes `line` from `info/exclude` (a pool dir no longer in use).
+    pub(crate) fn unexclude(&self, line: &str) -> Result<(), PoolError> {
+        let file = self.exclude_file();
+        let Ok(text) = std::fs::read_to_string(&file) else { return Ok(()) };
+        if !text.lines().any(|l| l.trim() == line) {
+            return Ok(());
+        }
+        let mut new: String = text.lines().filter(|l| l.trim() != line).collect::<Vec<_>>().join("\n");
+        new.push('\n');
+        fugue_core::state::write_atomic(&file, new.as_bytes()).map_err(PoolError::io("write", &file))
+    }
+
+    /// The `info/exclude` line for a directory inside the repository (`/rel/path/`).
+    pub(crate) fn exclude_line(&self, dir: &Path) -> Option<String> {
+        let rel = dir.strip_prefix(&self.repo.toplevel).ok()?;
+        if rel.as_os_str().is_empty() {
+            return None;
+        }
+        Some(format!("/{}/", rel.to_string_lossy().replace('\\', "/")))
+    }
+
+    pub(crate) fn exclude_file(&self) -> PathBuf {
+        self.repo.common_dir.join("info").join("exclude")
+    }
+
+    /// Whether `path` is one of the pool's own directories: a slot (`wt-N`) or the integration
+    /// worktree, directly in the pool dir. The pool dir may hold other worktrees — the default
+    /// `.claude/worktrees` is also where Claude Code puts its own — and the pool never touches
+    /// those.
+    pub(crate) fn owns(&self, path: &Path) -> bool {
+        path.parent() == Some(self.pool_dir.as_path()) && path.file_name().and_then(|n| n.to_str()).is_some_and(is_pool_name)
     }
 
     fn cleanup_locked(&self, locked: &mut Locked<'_>, opts: &CleanupOptions) -> Result<CleanupReport, PoolError> {
@@ -709,8 +766,7 @@ impl Pool {
         report.skipped_busy = kept_slots.iter().map(|w| w.id.clone()).collect();
         let kept_paths: BTreeSet<PathBuf> = kept_slots.iter().map(|w| PathBuf::from(&w.path)).collect();
 
-        let mut doomed: BTreeSet<PathBuf> =
-            list.iter().skip(1).filter(|e| e.path.starts_with(&self.pool_dir)).map(|e| e.path.clone()).collect();
+        let mut doomed: BTreeSet<PathBuf> = list.iter().skip(1).filter(|e| self.owns(&e.path)).map(|e| e.path.clone()).collect();
         doomed.extend(state.iter().flat_map(|s| s.worktrees.iter()).map(|w| PathBuf::from(&w.path)));
         doomed.insert(self.integration_dir());
         for path in doomed.iter().filter(|p| !kept_paths.contains(*p)) {
@@ -766,6 +822,11 @@ impl Pool {
         let out = self.repo.git.cmd(&self.repo.toplevel).args(["for-each-ref", "--format=%(refname)", filter, "refs/heads/auto/"]).run()?;
         Ok(out.text().lines().filter(|l| !l.is_empty()).map(str::to_owned).collect())
     }
+}
+
+/// A name the pool gives its directories: `wt-N` or `integration`.
+pub(crate) fn is_pool_name(name: &str) -> bool {
+    name == INTEGRATION_DIR || name.strip_prefix("wt-").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Runs one setup command without a shell.

@@ -8,14 +8,16 @@ use crate::{CliError, CliResult, Global};
 /// The coding-agent CLIs `fugue init` has presets for.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub(crate) enum Preset {
-    /// Claude Code: `claude -p {prompt}`.
+    /// Claude Code (`claude -p`, stream-json, acceptEdits).
     Claude,
-    /// OpenAI Codex CLI: `codex exec {prompt}`.
+    /// OpenAI Codex CLI (`codex exec --json`, workspace-write sandbox).
     Codex,
-    /// Aider: `aider --yes --message {prompt}`.
-    Aider,
-    /// Gemini CLI: `gemini -p {prompt}`.
+    /// Gemini CLI (`gemini -p`, stream-json, auto_edit).
     Gemini,
+    /// Aider (`aider --message --yes-always`).
+    Aider,
+    /// opencode (`opencode run --format json`).
+    Opencode,
 }
 
 impl Preset {
@@ -23,8 +25,9 @@ impl Preset {
         match self {
             Preset::Claude => "claude",
             Preset::Codex => "codex",
-            Preset::Aider => "aider",
             Preset::Gemini => "gemini",
+            Preset::Aider => "aider",
+            Preset::Opencode => "opencode",
         }
     }
 }
@@ -73,7 +76,7 @@ mod tests {
 
     #[test]
     fn every_preset_yields_a_valid_plan() {
-        for preset in [Preset::Claude, Preset::Codex, Preset::Aider, Preset::Gemini] {
+        for preset in [Preset::Claude, Preset::Codex, Preset::Gemini, Preset::Aider, Preset::Opencode] {
             let text = starter_plan(preset);
             let loaded = fugue_core::load::load_str("fugue.yaml", &text, &Default::default());
             assert!(loaded.is_ok(), "{preset:?}: {:?}", loaded.err().map(|e| e.issues().to_vec()));
@@ -86,10 +89,11 @@ mod tests {
     fn the_template_offers_the_agents_crate_presets() {
         let plan = fugue_core::load::load_str("fugue.yaml", &starter_plan(Preset::Claude), &Default::default()).expect("valid").plan;
         for preset in fugue_agents::presets() {
-            let Some(fugue_core::AgentSpec::Command(spec)) = plan.agents.get(preset.name) else {
+            let Some(spec) = plan.agents.get(preset.name) else {
                 panic!("the starter plan lacks the `{}` preset", preset.name);
             };
-            assert_eq!(spec.command, preset.command, "`{}` drifted from fugue_agents::presets()", preset.name);
+            let timeout = spec.timeout().map(fugue_core::HumanDuration);
+            assert_eq!(*spec, preset.spec(timeout), "`{}` drifted from fugue_agents::presets()", preset.name);
         }
     }
 }

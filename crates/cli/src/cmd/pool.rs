@@ -5,12 +5,18 @@
 //! initialized: N slots available`, `wt-N|PATH|auto/TASK` as the last line of `acquire`,
 //! `POOL_EXHAUSTED` (exit 1), `RELEASED:wt-N` — so scripts written for it keep working;
 //! explanations go to stderr. Pool settings come from flags with `PoolSpec`'s defaults.
+//!
+//! The default pool dir is `.claude/worktrees` (Claude Code lets agents edit files under
+//! `.claude/` only there); a pool still in the old default `.claude/worktree-pool` is moved
+//! there when the command opens it without `--dir`, and what moved, or could not, is said on
+//! stderr before the command's own output.
 
 use std::process::ExitCode;
 
 use fugue_core::{CommandLine, PoolSpec, TaskId};
 use fugue_engine::worktrees::{
-    AcquireRequest, BranchOutcome, CleanupOptions, CleanupReport, ErrorClass, MergeRequest, Pool, PoolError, ReleaseMode, TargetUpdate,
+    AcquireRequest, BranchOutcome, CleanupOptions, CleanupReport, ErrorClass, MergeRequest, Migration, Pool, PoolError, ReleaseMode,
+    TargetUpdate,
 };
 
 use crate::{CliError, CliResult, Global};
@@ -18,7 +24,8 @@ use crate::{CliError, CliResult, Global};
 /// Arguments of `fugue pool`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct PoolArgs {
-    /// Where the slots live (relative to the repository unless absolute) [default: .claude/worktree-pool].
+    /// Where the slots live (relative to the repository unless absolute) [default: .claude/worktrees].
+    /// With the default, a pool still in the old default .claude/worktree-pool is moved here first.
     #[arg(long, global = true, value_name = "DIR")]
     dir: Option<String>,
     /// Number of slots when the pool is created [default: 8].
@@ -104,6 +111,9 @@ enum PoolCommand {
 pub(crate) fn run(global: &Global, args: PoolArgs) -> CliResult {
     let spec = spec_from(&args)?;
     let pool = Pool::open(&global.repo, &global.state_dir(), spec).map_err(cli_error)?;
+    if let Some(m) = pool.migration() {
+        print_migration(m, global.quiet);
+    }
     match args.command {
         PoolCommand::Init { n, warm } => {
             let state = pool.init(n, warm).map_err(cli_error)?;
@@ -298,6 +308,31 @@ fn print_cleanup(report: &CleanupReport, quiet: bool) {
     }
     if !report.skipped_busy.is_empty() && !quiet {
         eprintln!("skipped busy slots {} (use --force to remove them too)", report.skipped_busy.join(", "));
+    }
+}
+
+/// What opening the pool moved out of the old default dir (stderr: the protocol lines on stdout
+/// stay exactly as they are). What could not be moved is always said.
+fn print_migration(m: &Migration, quiet: bool) {
+    if !quiet && (!m.moved.is_empty() || !m.removed.is_empty()) {
+        let mut line = format!("moved the worktree pool from {} to {}", m.from.display(), m.to.display());
+        if !m.moved.is_empty() {
+            line.push_str(&format!(": moved {}", m.moved.join(", ")));
+        }
+        if !m.removed.is_empty() {
+            line.push_str(&format!(
+                "{}removed {} (they could not be moved and held no work; re-created on their next acquire)",
+                if m.moved.is_empty() { ": " } else { "; " },
+                m.removed.join(", ")
+            ));
+        }
+        eprintln!("{line}");
+    }
+    for l in &m.left {
+        eprintln!("warning: {l}");
+    }
+    if !m.is_complete() {
+        eprintln!("warning: the pool is not fully moved out of {}; the next `fugue pool` or `fugue run` tries again", m.from.display());
     }
 }
 

@@ -116,7 +116,8 @@ where
     });
     let summary = summary.map_err(engine_error)?;
     if style != Style::Json && !global.quiet {
-        let report = fugue_engine::report::build(&summary.view, Some(&summary.graph));
+        let plan = fugue_engine::report::saved_plan(&global.state_dir());
+        let report = fugue_engine::report::build_for(&summary.view, Some(&summary.graph), plan.as_ref());
         println!("{}", report.to_markdown());
     }
     Ok(match summary.outcome {

@@ -1,11 +1,14 @@
 //! End-to-end tests of the `fugue` binary: one test binary, a temp dir per test.
 
+mod agents;
 mod bad_inputs;
 mod bad_plans;
 mod demo;
+mod drivers;
 mod faults;
 mod html;
 mod init;
+mod pool;
 mod runs;
 mod schema;
 mod secrets;

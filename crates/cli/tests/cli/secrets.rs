@@ -17,7 +17,7 @@ fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
         let path = entry.path();
         // The pool's worktrees hold the user's work itself, which may well contain the value.
-        if path.ends_with("worktree-pool") {
+        if path.ends_with(".claude/worktrees") {
             continue;
         }
         if path.is_dir() {

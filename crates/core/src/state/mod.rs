@@ -17,7 +17,7 @@ pub use graph::{
     DependencyGraph, EdgeReason, EdgeRecord, Estimate, ExecutionMode, ExecutionStrategy, GraphTask, GroupTask, ParallelGroup, Strategy,
 };
 pub use locks::{LockMode, LockRecord, ResourceLocks};
-pub use parallel_status::{ParallelStatus, TaskEntry};
+pub use parallel_status::{ParallelStatus, TaskActivity, TaskEntry};
 pub use pool::{PoolState, SlotStatus, WorktreeSlot};
 pub use workflow::WorkflowState;
 

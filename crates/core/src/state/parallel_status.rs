@@ -1,7 +1,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{GateReport, Pattern, Phase, TaskId, TaskStatus};
+use crate::{GateReport, Pattern, Phase, TaskId, TaskStatus, Usage};
 
 /// `PARALLEL_STATUS.json`: every task of the run and where it is.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -52,4 +52,25 @@ pub struct TaskEntry {
     /// The last gate results.
     #[serde(default)]
     pub qa: Vec<GateReport>,
+    /// What the task's agent runs spent so far, over every attempt, the running iteration's
+    /// figures (also in `activity`) included. A figure is absent when no run reported it: it
+    /// is unknown, not zero. Absent altogether when nothing is known.
+    #[serde(default, skip_serializing_if = "Usage::is_unknown")]
+    pub usage: Usage,
+    /// The agent session of the last run (a CLI's session or thread id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// What the running agent is doing now; absent when no agent of the task is running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<TaskActivity>,
+}
+
+/// What a task's running agent is doing, in `PARALLEL_STATUS.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskActivity {
+    /// One line: the tool it runs (`Bash: cargo test`), or the start of its last message.
+    pub doing: String,
+    /// What the running iteration spent so far, where known.
+    #[serde(default, skip_serializing_if = "Usage::is_unknown")]
+    pub usage: Usage,
 }

@@ -3,5 +3,6 @@
 mod common;
 mod health;
 mod merge;
+mod migrate;
 mod pool;
 mod processes;

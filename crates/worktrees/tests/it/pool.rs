@@ -224,13 +224,14 @@ fn pool_dir_inside_the_repo_is_excluded() {
     let a = pool.acquire(&AcquireRequest::new(task("t"))).expect("acquire");
     assert!(a.path.starts_with(fx.repo.canonicalize().expect("canonical")));
     let exclude = std::fs::read_to_string(fx.repo.join(".git/info/exclude")).expect("exclude");
-    assert!(exclude.lines().any(|l| l == "/.claude/worktree-pool/"), "{exclude}");
+    assert!(a.path.starts_with(fx.repo.canonicalize().expect("canonical").join(".claude/worktrees")), "the default pool dir");
+    assert!(exclude.lines().any(|l| l == "/.claude/worktrees/"), "{exclude}");
     let status = git(&fx.repo, &["status", "--porcelain", "--untracked-files=all"]);
-    assert!(!status.contains("worktree-pool"), "the slots are not untracked files of the main worktree: {status}");
+    assert!(!status.contains(".claude/worktrees"), "the slots are not untracked files of the main worktree: {status}");
     // Idempotent: a second pool does not add the line twice.
     fx.pool(PoolSpec::default()).init(None, false).expect("init");
     let exclude = std::fs::read_to_string(fx.repo.join(".git/info/exclude")).expect("exclude");
-    assert_eq!(exclude.lines().filter(|l| *l == "/.claude/worktree-pool/").count(), 1);
+    assert_eq!(exclude.lines().filter(|l| *l == "/.claude/worktrees/").count(), 1);
 }
 
 #[test]

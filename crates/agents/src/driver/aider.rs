@@ -1,0 +1,197 @@
+//! aider (`aider-chat` on PyPI, checked with 0.86.2 against a scripted endpoint).
+//!
+//! Headless: `aider --message <prompt> --yes-always`, with fugue in charge of git
+//! (`--no-auto-commits --no-dirty-commits --no-gitignore`: it would otherwise commit, or add
+//! `.aider*` to `.gitignore`, a change outside the task's scope), nothing that calls home or
+//! waits for a person (`--no-check-update --no-analytics --no-show-release-notes --no-pretty
+//! --no-fancy-input`, `LITELLM_LOCAL_MODEL_COST_MAP`), `--no-stream` so its token counts are
+//! the API's, no repo-map cache written into the worktree (`--map-tokens 0`; give a size in
+//! `args` to have one), and its chat and input history kept out of the worktree, in the
+//! slot's session directory. Permissions: aider edits files by itself and has no tool
+//! permissions; `--yes-always` does not run the shell commands it suggests, and `edit` stops
+//! it suggesting them; `read-only` is `--dry-run`. It has no session to continue: feedback is
+//! a fresh run with the findings. Its output is text: `Applied edit to <file>` lines, a
+//! `Tokens: … sent, … received. Cost: $… message, $… session.` line per reply (the cost only
+//! when the model's price is known), and API errors such as `litellm.BadRequestError: …`,
+//! after which it still exits 0.
+
+use fugue_core::{DriverAgentSpec, FailureKind, Permissions, Usage};
+
+use super::home::HomeSpec;
+use super::parse::{Parsed, StreamParser};
+use super::{Cli, Invocation};
+
+#[derive(Debug)]
+pub(crate) struct Aider;
+
+impl Cli for Aider {
+    fn args(&self, spec: &DriverAgentSpec, inv: &Invocation<'_>) -> Vec<String> {
+        let mut a: Vec<String> = [
+            "--yes-always",
+            "--no-auto-commits",
+            "--no-dirty-commits",
+            "--no-check-update",
+            "--no-analytics",
+            "--no-show-release-notes",
+            "--no-pretty",
+            "--no-stream",
+            "--no-fancy-input",
+            "--no-gitignore",
+            "--map-tokens",
+            "0",
+        ]
+        .map(String::from)
+        .to_vec();
+        // Its default history files are in the repository root: a change QA would see.
+        let history = |name: &str| inv.home.map_or_else(|| "/dev/null".to_owned(), |h| h.join(name).to_string_lossy().into_owned());
+        a.extend([
+            "--chat-history-file".to_owned(),
+            history("chat-history.md"),
+            "--input-history-file".to_owned(),
+            history("input-history"),
+        ]);
+        if let Some(model) = &spec.model {
+            a.extend(["--model".to_owned(), model.clone()]);
+        }
+        match inv.permissions {
+            Permissions::Edit => a.push("--no-suggest-shell-commands".to_owned()),
+            Permissions::ReadOnly => a.extend(["--dry-run".to_owned(), "--no-suggest-shell-commands".to_owned()]),
+            Permissions::Bypass => {}
+        }
+        a.extend(spec.args.iter().cloned());
+        a.extend(["--message".to_owned(), inv.prompt.to_owned()]);
+        a
+    }
+
+    fn env(&self, _spec: &DriverAgentSpec, _inv: &Invocation<'_>) -> Vec<(String, String)> {
+        // Else litellm fetches a price list from GitHub at every start.
+        vec![("LITELLM_LOCAL_MODEL_COST_MAP".to_owned(), "True".to_owned())]
+    }
+
+    fn parser(&self) -> Box<dyn StreamParser> {
+        Box::new(AiderParser::default())
+    }
+
+    fn home(&self) -> Option<HomeSpec> {
+        Some(HomeSpec::scratch("AIDER_FUGUE_HOME"))
+    }
+}
+
+#[derive(Debug, Default)]
+struct AiderParser {
+    parsed: Parsed,
+    replies: u32,
+    edits: Vec<String>,
+    text: Vec<String>,
+}
+
+/// `1.2k` → 1200, `300` → 300.
+fn count(word: &str) -> Option<u64> {
+    let w = word.trim().trim_end_matches(',');
+    let (num, mult) = match w.strip_suffix('k') {
+        Some(n) => (n, 1000.0),
+        None => match w.strip_suffix('M') {
+            Some(n) => (n, 1_000_000.0),
+            None => (w, 1.0),
+        },
+    };
+    num.replace(',', "").parse::<f64>().ok().map(|n| (n * mult).round() as u64)
+}
+
+impl StreamParser for AiderParser {
+    fn line(&mut self, line: &str) -> Option<String> {
+        if let Some(rest) = line.strip_prefix("Tokens:") {
+            // "Tokens: 2.3k sent, 1.1k cache write, 120 received. Cost: $0.01 message, $0.02 session."
+            self.replies += 1;
+            self.parsed.finished = true;
+            let (tokens, cost) = rest.split_once("Cost:").unwrap_or((rest, ""));
+            let mut u = Usage::default();
+            for part in tokens.split(',').map(|p| p.trim().trim_end_matches('.')).filter(|p| !p.is_empty()) {
+                let mut words = part.split_whitespace();
+                let (Some(n), Some(what)) = (words.next().and_then(count), words.next()) else { continue };
+                match what {
+                    "sent" => u.input_tokens = Some(n),
+                    "received" => u.output_tokens = Some(n),
+                    "cache" => match words.next() {
+                        Some("write") => u.cache_write_tokens = Some(n),
+                        Some("hit") | Some("read") => u.cache_read_tokens = Some(n),
+                        _ => {}
+                    },
+                    _ => {}
+                }
+            }
+            if let Some(msg) = cost.split(',').next().and_then(|m| m.trim().strip_prefix('$')) {
+                u.cost_usd = msg.split_whitespace().next().and_then(|n| n.parse().ok());
+            }
+            self.parsed.usage = self.parsed.usage.add(&u);
+            return Some(format!("reply {}", self.replies));
+        }
+        if let Some(file) = line.strip_prefix("Applied edit to ") {
+            self.edits.push(file.trim().to_owned());
+            return Some(format!("edit: {}", file.trim()));
+        }
+        let lower = line.to_ascii_lowercase();
+        if lower.contains("litellm.") && lower.contains("error") || lower.starts_with("error:") {
+            self.parsed.error = Some((FailureKind::Api, format!("aider reported an error: {}", line.trim())));
+            return Some("error".to_owned());
+        }
+        self.text.push(line.to_owned());
+        None
+    }
+
+    fn usage_so_far(&self) -> Usage {
+        self.parsed.usage
+    }
+
+    fn finish(self: Box<Self>) -> Parsed {
+        let mut p = self.parsed;
+        p.turns = (self.replies > 0).then_some(self.replies);
+        let tail: Vec<String> = self.text.iter().rev().take(5).rev().cloned().collect();
+        if !tail.is_empty() {
+            p.final_message = Some(tail.join("\n"));
+        }
+        // An error means the reply it reports never came.
+        if p.error.is_some() && self.edits.is_empty() {
+            p.finished = true;
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Parsed {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cli").join(name);
+        let text = std::fs::read_to_string(&path).expect("fixture");
+        let mut p: Box<dyn StreamParser> = Box::new(AiderParser::default());
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            p.line(line);
+        }
+        p.finish()
+    }
+
+    #[test]
+    fn reads_real_aider_output() {
+        let p = fixture("aider-edit-cost.txt");
+        assert!(p.finished_ok(), "{p:?}");
+        assert_eq!((p.usage.input_tokens, p.usage.output_tokens, p.usage.cost_usd), (Some(653), Some(20), Some(0.0023)));
+        let p = fixture("aider-error.txt");
+        assert_eq!(p.error.as_ref().map(|e| e.0), Some(FailureKind::Api), "{p:?}");
+    }
+
+    #[test]
+    fn reads_tokens_and_cost_lines() {
+        let mut p: Box<dyn StreamParser> = Box::new(AiderParser::default());
+        p.line("Applied edit to hello.txt");
+        p.line("Tokens: 2.3k sent, 1.1k cache write, 120 received. Cost: $0.01 message, $0.02 session.");
+        let parsed = p.finish();
+        assert!(parsed.finished_ok());
+        assert_eq!(
+            (parsed.usage.input_tokens, parsed.usage.cache_write_tokens, parsed.usage.output_tokens),
+            (Some(2300), Some(1100), Some(120))
+        );
+        assert_eq!(parsed.usage.cost_usd, Some(0.01));
+    }
+}
