@@ -210,7 +210,7 @@ pub trait ActivityObserver: Send + Sync + std::fmt::Debug {
 }
 
 /// How an agent run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentOutcome {
     /// The agent says its work is ready for QA.

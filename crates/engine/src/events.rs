@@ -4,13 +4,14 @@
 //! rebuilds everything the engine knows (task statuses, attempts, branches, timings), which is
 //! what `resume`, `status`, `validate` and `report` do.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use fugue_core::QaVerdict;
 use fugue_core::{AgentOutcome, FailureKind, GateReport, Phase, TaskId, TaskStatus, Usage};
 
 /// How the run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunOutcome {
     /// Every task merged.
@@ -22,7 +23,7 @@ pub enum RunOutcome {
 }
 
 /// One thing that happened.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {

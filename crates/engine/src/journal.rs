@@ -31,20 +31,73 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::events::Event;
 
 /// One journal line: a sequence number, a timestamp and the event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "journal.ndjson line")]
 pub struct Record {
     /// 1-based position in the journal.
+    #[schemars(range(min = 1))]
     pub seq: u64,
     /// When it was written (RFC 3339, milliseconds).
     pub ts: String,
     /// What happened.
     #[serde(flatten)]
     pub event: Event,
+}
+
+/// The file name of [`record_schema`] under `schemas/`.
+pub const RECORD_SCHEMA_FILE: &str = "journal-record.schema.json";
+
+/// The JSON schema of one journal line (`schemas/journal-record.schema.json`), generated from
+/// [`Record`] with the settings of [`fugue_core::schema`].
+///
+/// schemars describes the flattened, internally tagged [`Event`] as a `oneOf` of its variants,
+/// which is exact but makes a validator reject any bad line with one "not valid under any of the
+/// given schemas" at the root. The schema picks the variant by its `event` tag instead (an
+/// `enum` of the tags, then one `if`/`then` per variant), so a rejection names the field at
+/// fault: `/event` for an unknown event, `/attempt` for an attempt that is not a number.
+pub fn record_schema() -> Schema {
+    let mut schema = SchemaSettings::draft2020_12().for_deserialize().into_generator().into_root_schema_for::<Record>();
+    select_variant_by_tag(&mut schema);
+    schema
+}
+
+/// Rewrites the root `oneOf` of tagged variants into `if`/`then` on the tag; leaves the schema
+/// as generated (still exact) if it does not have that shape.
+fn select_variant_by_tag(schema: &mut Schema) {
+    let Some(root) = schema.as_object_mut() else { return };
+    let Some(Value::Array(variants)) = root.get("oneOf") else { return };
+    let Some(tags) = variants.iter().map(|v| v.pointer("/properties/event/const").cloned()).collect::<Option<Vec<Value>>>() else {
+        return;
+    };
+    let cases: Vec<Value> = variants
+        .iter()
+        .zip(&tags)
+        .map(|(variant, tag)| json!({ "if": { "properties": { "event": { "const": tag } }, "required": ["event"] }, "then": variant }))
+        .collect();
+    let event = json!({
+        "description": "What happened: the kind of event, which decides the other fields.",
+        "type": "string",
+        "enum": tags,
+    });
+    if !(root.get("properties").is_some_and(Value::is_object) && root.get("required").is_some_and(Value::is_array)) {
+        return;
+    }
+    if let Some(Value::Object(properties)) = root.get_mut("properties") {
+        properties.insert("event".to_owned(), event);
+    }
+    if let Some(Value::Array(required)) = root.get_mut("required") {
+        required.push(json!("event"));
+    }
+    root.remove("oneOf");
+    root.insert("allOf".to_owned(), Value::Array(cases));
 }
 
 /// Failures reading or writing the journal.
@@ -446,6 +499,20 @@ mod tests {
         match read(&path) {
             Err(JournalError::Corrupt { line, .. }) => assert_eq!(line, 3),
             other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn record_schema_selects_the_variant_by_tag() {
+        let schema = serde_json::to_value(record_schema()).unwrap_or_default();
+        assert!(schema.get("oneOf").is_none(), "the variants were left as a oneOf");
+        let tags = schema.pointer("/properties/event/enum").and_then(Value::as_array).cloned().unwrap_or_default();
+        let cases = schema.get("allOf").and_then(Value::as_array).cloned().unwrap_or_default();
+        assert_eq!(tags.len(), cases.len());
+        assert!(tags.contains(&json!("agent_activity")) && tags.contains(&json!("agent_finished")), "{tags:?}");
+        for (tag, case) in tags.iter().zip(&cases) {
+            assert_eq!(case.pointer("/if/properties/event/const"), Some(tag));
+            assert_eq!(case.pointer("/then/properties/event/const"), Some(tag));
         }
     }
 }

@@ -43,6 +43,14 @@ pub use fugue_worktrees as worktrees;
 
 use fugue_core::state::{DependencyGraph, files};
 
+/// Every schema fugue documents, with its file name under `schemas/`: the core file formats
+/// ([`fugue_core::schema::all`]) and a journal line ([`journal::record_schema`]).
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    let mut all = fugue_core::schema::all();
+    all.push((journal::RECORD_SCHEMA_FILE, journal::record_schema()));
+    all
+}
+
 /// A finished or running run, read back from a state dir.
 #[derive(Debug, Clone)]
 pub struct LoadedRun {

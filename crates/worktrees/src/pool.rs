@@ -316,9 +316,11 @@ impl Pool {
 
         let (slot, held) = self.reserve(&req.task, &branch)?;
         let path = PathBuf::from(&slot.path);
-        if held {
-            // Kept as it is for its task (a resumed job may still work in it), but not with the
-            // locks of a git that died with the previous run.
+        // A slot held for this task is kept as it is (a resumed job may still work in it), but
+        // not with the locks of a git that died with the previous run — and only if it is a
+        // checkout: a run killed between reserving the slot and adding its worktree left a
+        // reservation with no directory, which is prepared now like a new slot.
+        if held && repo::worktree_gitdir(&path).is_some_and(|g| g.join("HEAD").is_file()) {
             self.clear_stale_locks(&slot.id, &path)?;
             return Ok(Acquired { slot: slot.id, path, branch, base, warm: true, kept_existing_branch: false, already_held: true });
         }

@@ -1,4 +1,5 @@
-//! `fugue schema [--out DIR]`: write (or print) the JSON schemas of every file format.
+//! `fugue schema [--out DIR]`: write (or print) the JSON schemas of every file format, the
+//! journal's lines included.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,7 +18,7 @@ pub(crate) struct SchemaArgs {
 }
 
 pub(crate) fn run(_global: &Global, args: SchemaArgs) -> CliResult {
-    let schemas = fugue_core::schema::all();
+    let schemas = fugue_engine::schemas();
     let Some(dir) = args.out else {
         let all: serde_json::Map<String, serde_json::Value> =
             schemas.iter().map(|(name, s)| ((*name).to_owned(), serde_json::to_value(s).unwrap_or_default())).collect();

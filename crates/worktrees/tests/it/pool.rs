@@ -46,6 +46,22 @@ fn acquire_is_idempotent_per_task() {
     assert!(first.path.join("scratch.txt").exists(), "re-acquiring a held slot touches nothing");
 }
 
+/// A run killed after reserving a slot but before its worktree was added leaves a held slot
+/// with no checkout (seen in the crash suite: the resumed task's agent was started in a
+/// directory that did not exist). Acquiring it again for its task makes the checkout.
+#[test]
+fn a_held_slot_without_its_checkout_is_prepared_again() {
+    let fx = Fixture::new();
+    let pool = fx.pool(fx.spec(3));
+    let first = pool.acquire(&AcquireRequest::new(task("t"))).expect("acquire");
+    std::fs::remove_dir_all(&first.path).expect("remove the slot's directory");
+    let again = pool.acquire(&AcquireRequest::new(task("t"))).expect("acquire again");
+    assert_eq!(again.slot, first.slot);
+    assert!(!again.already_held, "re-created, not taken as it was");
+    assert!(again.path.join(".git").exists(), "a checkout again");
+    assert_eq!(git(&again.path, &["rev-parse", "--abbrev-ref", "HEAD"]), "auto/t");
+}
+
 #[test]
 fn state_file_has_the_playbook_shape() {
     let fx = Fixture::new();

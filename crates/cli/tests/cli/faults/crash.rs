@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use super::{Expect, Scenario, SplitMix64, assert_invariants, check_invariants, wait_quiet};
 
 /// Nine tasks over five phases: serial foundation, a parallel phase with dependencies, a flaky
-/// agent (fails its first attempt), a task with `isolation: none`, a verify command, and
+/// agent (fails its first attempt, after 0.1 s: a failure faster than the next slot's checkout
+/// would leave the parallel phase without two tasks at once, and `validate` says so), a task
+/// with `isolation: none`, a verify command, and
 /// agents that write a file whose content differs on every run (so a re-run after a lost merge
 /// would show up as a second merge).
 fn plan(signals: &Path) -> String {
@@ -34,7 +36,7 @@ pool: {{ size: 4 }}
 agents:
   w: {{ command: ["sh", "-c", "mkdir -p src/$FUGUE_TASK_ID && echo \"$FUGUE_TASK_ID $$\" > src/$FUGUE_TASK_ID/out.txt"] }}
   slowish: {{ command: ["sh", "-c", "sleep 0.05; mkdir -p src/$FUGUE_TASK_ID && echo \"$FUGUE_TASK_ID $$\" > src/$FUGUE_TASK_ID/out.txt"] }}
-  flaky: {{ command: ["sh", "-c", "[ -e {s}/flaky-$FUGUE_TASK_ID ] || {{ touch {s}/flaky-$FUGUE_TASK_ID; exit 1; }}; mkdir -p src/$FUGUE_TASK_ID && echo \"$FUGUE_TASK_ID $$\" > src/$FUGUE_TASK_ID/out.txt"] }}
+  flaky: {{ command: ["sh", "-c", "[ -e {s}/flaky-$FUGUE_TASK_ID ] || {{ touch {s}/flaky-$FUGUE_TASK_ID; sleep 0.1; exit 1; }}; mkdir -p src/$FUGUE_TASK_ID && echo \"$FUGUE_TASK_ID $$\" > src/$FUGUE_TASK_ID/out.txt"] }}
 gates: {{ review: false }}
 tasks:
   - {{ id: arch, phase: architecture, agent: w, modifies: [src/arch/**] }}
