@@ -64,6 +64,23 @@ pub fn check_plan_agents(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
                     .with_help("the CLI would refuse to start this way, so the run would do nothing"),
             );
         }
+        let used = plan.tasks.iter().any(|t| t.agent == *name)
+            || plan.gates.review.as_on().and_then(|r| r.agent.as_deref()) == Some(name.as_str());
+        if let AgentSpec::Driver(d) = spec
+            && used
+        {
+            let program = d.program.clone().unwrap_or_else(|| d.driver.program().to_owned());
+            if !program.contains('/') && !on_path(&program) {
+                issues.push(
+                    PlanIssue::warning(
+                        "driver/program",
+                        pointer_join(&pointer_join("/agents", name), "driver"),
+                        format!("`{program}` ({}) is not on PATH here: the agent's tasks would fail to start", d.driver.name()),
+                    )
+                    .with_help(format!("install it (see the README's driver table), or set `agents.{name}.program` to its path")),
+                );
+            }
+        }
         let AgentSpec::Command(c) = spec else { continue };
         for (i, word) in c.command.iter().enumerate() {
             for unknown in template::unknown_placeholders(word) {
@@ -173,4 +190,14 @@ pub fn check_plan_plugins(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
         }
     }
     issues
+}
+
+/// Whether `program` is an executable file in a directory of `PATH`.
+fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(program))
+            .any(|p| std::fs::metadata(&p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+    })
 }

@@ -111,6 +111,7 @@ impl StreamParser for CodexParser {
                     let mut turn = Usage::default();
                     turn.input_tokens = input.map(|i| i.saturating_sub(cached.unwrap_or(0)));
                     turn.cache_read_tokens = cached;
+                    turn.cache_write_tokens = u64_at(u, "cache_write_input_tokens");
                     turn.output_tokens = u64_at(u, "output_tokens");
                     self.parsed.usage = self.parsed.usage.add(&turn);
                 }

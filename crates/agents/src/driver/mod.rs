@@ -298,7 +298,11 @@ impl DriverAgent {
         spec.attach_job = ctx.resume_job.clone();
         let timeout = spec.timeout;
 
-        let reader = Arc::new(StreamReader::new(self.cli.parser(), ctx.job_observer.clone(), ctx.activity.clone()));
+        // A continued session may report session-wide figures: live usage is this run's share.
+        let before = resume.and_then(|id| self.sessions.lock().unwrap_or_else(PoisonError::into_inner).get(id).copied());
+        let mut reader = StreamReader::new(self.cli.parser(), ctx.job_observer.clone(), ctx.activity.clone());
+        reader.baseline = before.map(|b| (self.cli.cumulative(), b));
+        let reader = Arc::new(reader);
         let observer: Arc<dyn ExecObserver> = reader.clone();
         let outcome = self.executor.run_observed(spec, Some(observer)).await.map_err(|e| self.exec_error(e))?;
         if outcome.timed_out {
@@ -489,6 +493,8 @@ struct StreamReader {
     state: Mutex<ReaderState>,
     jobs: Option<Arc<dyn ExecObserver>>,
     activity: Option<Arc<dyn ActivityObserver>>,
+    /// For a continued session: how the CLI counts, and what the session had spent before.
+    baseline: Option<(Cumulative, Usage)>,
 }
 
 struct ReaderState {
@@ -506,7 +512,12 @@ impl std::fmt::Debug for ReaderState {
 
 impl StreamReader {
     fn new(parser: Box<dyn StreamParser>, jobs: Option<Arc<dyn ExecObserver>>, activity: Option<Arc<dyn ActivityObserver>>) -> Self {
-        Self { state: Mutex::new(ReaderState { parser, partial: Vec::new(), saw_output: false, last: None }), jobs, activity }
+        Self {
+            state: Mutex::new(ReaderState { parser, partial: Vec::new(), saw_output: false, last: None }),
+            jobs,
+            activity,
+            baseline: None,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ReaderState> {
@@ -521,7 +532,12 @@ impl StreamReader {
             return;
         }
         if let Some(doing) = state.parser.line(text) {
-            let activity = Activity::new(clip(&doing, 200), state.parser.usage_so_far());
+            let so_far = state.parser.usage_so_far();
+            let so_far = match &self.baseline {
+                Some((mode, before)) => mode.this_run(&so_far, before),
+                None => so_far,
+            };
+            let activity = Activity::new(clip(&doing, 200), so_far);
             if state.last.as_ref() != Some(&activity) {
                 if let Some(observer) = &self.activity {
                     observer.activity(&activity);

@@ -341,3 +341,70 @@ fn a_command_agent_reads_its_feedback_file_with_the_default_relative_state_dir()
     let (_, content) = crate::git_try(repo, &["show", "main:out.txt"]);
     assert_eq!(content, "fixed");
 }
+
+/// The starter plan `fugue init --agent AGENT` writes, with its prompts replaced by the scripted
+/// model's directives (the real model would read the English).
+fn starter_plan(s: &Setup, agent: &str) -> String {
+    let init = s.fugue(&["init", "--agent", agent]);
+    assert_ran(&init, 0);
+    let text = std::fs::read_to_string(s.repo.join("fugue.yaml")).expect("fugue.yaml");
+    let scripted = [
+        ("Define the shared types and API contracts in common/", "@write common/types.txt pub struct Order;"),
+        ("Implement feature A using the contracts in common/", "@write src/feature_a/lib.txt feature A"),
+        ("Implement feature B using the contracts in common/", "@write src/feature_b/lib.txt feature B"),
+        ("Document features A and B in docs/", "@write docs/features.md # Features A and B"),
+    ];
+    let mut plan = text.clone();
+    for (from, to) in scripted {
+        assert!(plan.contains(from), "the starter plan changed: update this test\n{text}");
+        plan = plan.replace(from, to);
+    }
+    plan
+}
+
+fn assert_starter_plan_landed(s: &Setup, out: &Output) {
+    assert_ran(out, 0);
+    for (path, want) in [
+        ("common/types.txt", "pub struct Order;"),
+        ("src/feature_a/lib.txt", "feature A"),
+        ("src/feature_b/lib.txt", "feature B"),
+        ("docs/features.md", "# Features A and B"),
+    ] {
+        assert_eq!(s.on_main(path).as_deref(), Some(want), "{path}\n{}", out.stdout);
+    }
+}
+
+/// What a new user does: `fugue init --agent claude`, a plan of parallel tasks, `fugue run`.
+/// The user's Claude Code reaches its API through their environment.
+#[test]
+fn the_claude_agent_fugue_init_writes_works_as_it_is() {
+    let Some(s) = Setup::claude("fugue_init_claude") else { return };
+    let plan = starter_plan(&s, "claude");
+    std::fs::write(s.repo.join("fugue.yaml"), plan).expect("write");
+    let out = s.fugue(&["run", "fugue.yaml"]);
+    assert_starter_plan_landed(&s, &out);
+}
+
+/// The same with Codex, whose provider is in the user's own `~/.codex/config.toml`: each slot's
+/// CODEX_HOME is seeded from it.
+#[test]
+fn the_codex_agent_fugue_init_writes_works_as_it_is() {
+    let Some(s) = Setup::codex("fugue_init_codex") else { return };
+    let home = s.env.iter().find(|(k, _)| k == "HOME").map(|(_, v)| PathBuf::from(v)).expect("HOME");
+    let config = format!(
+        "model = \"{CODEX_MODEL}\"\nmodel_provider = \"scripted\"\n\n[features]\nplugins = false\n\n[analytics]\nenabled = false\n\n\
+         [model_providers.scripted]\nname = \"scripted\"\nbase_url = \"{}/v1\"\nenv_key = \"{CODEX_KEY_ENV}\"\nwire_api = \"responses\"\n\
+         request_max_retries = 0\nstream_max_retries = 0\n",
+        s.model.base_url()
+    );
+    std::fs::write(home.join(".codex/config.toml"), config).expect("config.toml");
+    // The user's own CODEX_HOME is the default one: fugue finds it through HOME.
+    let mut s = s;
+    s.env.retain(|(k, _)| k != "CODEX_HOME");
+    let plan = starter_plan(&s, "codex");
+    std::fs::write(s.repo.join("fugue.yaml"), plan).expect("write");
+    let out = s.fugue(&["run", "fugue.yaml"]);
+    assert_starter_plan_landed(&s, &out);
+    let seeded = s.repo.join(".claude/fugue/sessions/codex/wt-1/config.toml");
+    assert!(seeded.is_file(), "{}", seeded.display());
+}
