@@ -36,12 +36,18 @@ impl Cli for Claude {
         match inv.permissions {
             Permissions::Edit => {
                 a.extend(["--permission-mode".to_owned(), "acceptEdits".to_owned()]);
-                let allowed: Vec<String> =
-                    inv.verify.iter().map(|cmd| format!("Bash({cmd})")).chain(spec.allowed_tools.iter().cloned()).collect();
-                if !allowed.is_empty() {
-                    a.push("--allowedTools".to_owned());
-                    a.extend(allowed);
-                }
+                // Exact rules for the verify commands (checked with 2.1.328: `Bash(make test)`
+                // allows exactly that command); git's own commit commands as prefixes, so that an
+                // agent that commits its work anyway is not refused (fugue would commit it).
+                let allowed: Vec<String> = inv
+                    .verify
+                    .iter()
+                    .map(|cmd| format!("Bash({cmd})"))
+                    .chain(["Bash(git add:*)".to_owned(), "Bash(git commit:*)".to_owned()])
+                    .chain(spec.allowed_tools.iter().cloned())
+                    .collect();
+                a.push("--allowedTools".to_owned());
+                a.extend(allowed);
             }
             Permissions::ReadOnly => {
                 a.extend(["--permission-mode".to_owned(), "default".to_owned(), "--tools".to_owned(), "Read,Grep,Glob".to_owned()]);

@@ -135,7 +135,11 @@ impl StreamParser for CodexParser {
                         let cmd = str_at(item, "command").unwrap_or_default();
                         let failed = item.get("exit_code").and_then(Value::as_i64).is_some_and(|c| c != 0);
                         let out = str_at(item, "aggregated_output").unwrap_or_default();
-                        if done && failed && out.contains("Read-only file system") {
+                        // A git command the sandbox keeps out of the repository's git dir
+                        // (a commit: fugue commits anyway) is no refusal of the task's work.
+                        let git =
+                            cmd.split_whitespace().any(|w| w == "git" || w.ends_with("/git") || w.trim_start_matches(['\'', '"']) == "git");
+                        if done && failed && !git && out.contains("Read-only file system") {
                             self.parsed.denials.push(format!("sandbox refused a write: {}", single_line(cmd)));
                         }
                         (!done).then(|| format!("exec: {}", single_line(cmd)))

@@ -411,6 +411,28 @@ then stop. The findings (test output, review, scope checks):";
     if continued { format!("{INTRO}\n\n{feedback}") } else { format!("{prompt}\n\n---\n{INTRO}\n\n{feedback}") }
 }
 
+/// The task's prompt after a short briefing on where the agent works and what fugue does
+/// for it: a coding agent left to itself commits, switches branches or edits beyond its
+/// scope, and each of those is refused or rejected later. Reviewers get their prompt as is.
+pub(crate) fn briefing(ctx: &AgentContext) -> String {
+    if ctx.read_only {
+        return ctx.prompt.clone();
+    }
+    let scope = match ctx.modifies.patterns() {
+        [] => "the files this task is about".to_owned(),
+        patterns => patterns.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "),
+    };
+    let mut b = format!(
+        "[fugue] You work on task `{}` in a git worktree of its own (the current directory); other agents work on other tasks in theirs. Change only {scope}. Do not commit, push or switch branches: fugue commits your changes, checks them and merges them when you stop.",
+        ctx.task_id
+    );
+    if !ctx.verify.is_empty() {
+        let cmds: Vec<String> = ctx.verify.iter().map(|c| format!("`{c}`")).collect();
+        b.push_str(&format!(" The work is checked with {} (you may run these).", cmds.join(", ")));
+    }
+    format!("{b}\n\n{}", ctx.prompt)
+}
+
 /// The slot a context's worktree is (`wt-3`), which keys its session directory.
 fn slot_of(ctx: &AgentContext) -> String {
     ctx.worktree.file_name().map_or_else(|| "repo".to_owned(), |n| n.to_string_lossy().into_owned())
@@ -452,15 +474,16 @@ impl Agent for DriverAgent {
             (Some(_), Some(session)) if self.spec.feedback == FeedbackMode::Continue && self.cli.can_resume() => Some(session),
             _ => None,
         };
+        let briefed = briefing(&ctx);
         let prompt = match feedback {
-            Some(f) => feedback_prompt(&ctx.prompt, f, resume.is_some()),
-            None => ctx.prompt.clone(),
+            Some(f) => feedback_prompt(&briefed, f, resume.is_some()),
+            None => briefed.clone(),
         };
         let (mut outcome, mut parsed) = self.run_once(&ctx, &prompt, resume).await?;
         if resume.is_some() && parsed.turns.unwrap_or(0) == 0 && !parsed.finished_ok() {
             // The CLI could not pick the session up (its store is gone, or it was never
             // saved): deliver the findings in a fresh run instead of failing the iteration.
-            let fresh = feedback_prompt(&ctx.prompt, feedback.unwrap_or_default(), false);
+            let fresh = feedback_prompt(&briefed, feedback.unwrap_or_default(), false);
             (outcome, parsed) = self.run_once(&ctx, &fresh, None).await?;
         }
         let continued = resume.filter(|_| parsed.turns.unwrap_or(0) > 0 || parsed.finished);
@@ -622,6 +645,18 @@ mod tests {
         assert_eq!(Cumulative::Nothing.this_run(&now, &before), now);
         // Unknown before: the figure is taken as it is, never made up.
         assert_eq!(Cumulative::All.this_run(&now, &Usage::default()), now);
+    }
+
+    #[test]
+    fn the_briefing_names_the_scope_and_checks_but_not_for_reviewers() {
+        let mut ctx = AgentContext::new(fugue_core::TaskId::new("t1").expect("id"), "Do X", "/w");
+        ctx.modifies = [fugue_core::Pattern::parse("src/x/**").expect("pattern")].into_iter().collect();
+        ctx.verify = vec!["cargo test -p x".to_owned()];
+        let b = briefing(&ctx);
+        assert!(b.starts_with("[fugue] You work on task `t1`"), "{b}");
+        assert!(b.contains("`src/x/**`") && b.contains("`cargo test -p x`") && b.ends_with("\n\nDo X"), "{b}");
+        ctx.read_only = true;
+        assert_eq!(briefing(&ctx), "Do X");
     }
 
     #[test]

@@ -408,3 +408,20 @@ fn the_codex_agent_fugue_init_writes_works_as_it_is() {
     let seeded = s.repo.join(".claude/fugue/sessions/codex/wt-1/config.toml");
     assert!(seeded.is_file(), "{}", seeded.display());
 }
+
+/// A model that commits its own work (as coding agents like to) is not refused for it under the
+/// default `edit` permissions, and its commit lands like fugue's would.
+#[test]
+fn a_claude_agent_that_commits_its_own_work_is_not_refused() {
+    let Some(s) = Setup::claude("claude_commits") else { return };
+    let plan = format!(
+        "version: 1\nparallelization: {{ retry_on_failure: 0 }}\nagents:\n  claude: {}\ntasks:\n  - id: own\n    agent: claude\n    modifies: [\"own.txt\"]\n    prompt: |\n      @write own.txt mine\n      @run git add own.txt\n      @run git commit -q -m 'the agent commits'\n",
+        claude_agent("")
+    );
+    let out = s.run(&plan);
+    assert_ran(&out, 0);
+    assert_eq!(s.on_main("own.txt").as_deref(), Some("mine"));
+    let log = git(&s.repo, &["log", "--format=%s", "main"]);
+    assert!(log.contains("the agent commits"), "{log}");
+    assert!(s.events("agent_finished", "own")[0]["denials"].is_null());
+}

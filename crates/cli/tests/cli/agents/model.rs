@@ -1,9 +1,12 @@
-//! A scripted model server on 127.0.0.1 for driving the real agent CLIs (Claude Code, Codex)
-//! without a model or the internet.
+//! A scripted model server on 127.0.0.1 for driving the real agent CLIs (Claude Code, Codex,
+//! Gemini CLI, opencode, aider) without a model or the internet.
 //!
 //! It speaks just enough HTTP/1.1 (one request per connection, `Connection: close`) to serve the
-//! Anthropic Messages API (`POST /v1/messages`, SSE) and the OpenAI Responses API
-//! (`POST /v1/responses`, SSE). Every request is recorded.
+//! Anthropic Messages API (`POST /v1/messages`, SSE), the OpenAI Responses API
+//! (`POST /v1/responses`, SSE), the Gemini API (`POST /v1beta/models/<model>:streamGenerateContent`,
+//! SSE, and `:generateContent`) and the OpenAI Chat Completions API (`POST /v1/chat/completions`,
+//! SSE with `tool_calls` deltas and a usage chunk when `stream_options.include_usage`, or one
+//! JSON answer). Every request is recorded.
 //!
 //! The "model" reads directives from the human text of the conversation (see [`Plan`]) and
 //! derives its next step from the request alone, so a session resumed in a new process works:
@@ -11,12 +14,20 @@
 //! - `@write <relpath> <content…>`: write content (`\n` escapes become newlines) to relpath in the
 //!   agent's working directory. Claude: `Bash` `pwd` once to learn the directory, then `Write`
 //!   with the absolute path (and `Read` + `Write` again when Claude refuses to overwrite an
-//!   unread file). Codex: `exec_command` with `mkdir -p … && printf '%s' … > relpath`.
-//! - `@run <shell command>`: run it (Claude `Bash`, Codex `exec_command`).
-//! - `@loop`: call a harmless command (`true`) forever.
+//!   unread file). Codex: `exec_command` with `mkdir -p … && printf '%s' … > relpath`. Gemini:
+//!   `write_file` with the relative path. opencode: `write` with the relative path (`apply_patch`
+//!   when that is what it offers, as it does for model ids containing `gpt`; `read` + `write`
+//!   again when it asks for a read first). aider: a whole-file edit block in the reply text
+//!   (`relpath`, a fence, the content, a fence; a `SEARCH/REPLACE` block when aider asks for
+//!   the `diff` format).
+//! - `@run <shell command>`: run it (Claude `Bash`, Codex `exec_command`, Gemini
+//!   `run_shell_command`, opencode `bash`; aider gets a ```` ```bash ```` block it may suggest).
+//! - `@loop`: call a harmless tool forever (Claude and Codex the command `true`, Gemini
+//!   `list_directory`, opencode `glob`).
 //! - `@fail <status>`: answer this turn with HTTP `<status>` and the API's error JSON;
 //!   `@fail stream`: answer 200 and fail inside the stream (Anthropic `error` event, OpenAI
-//!   `response.failed`). It fails every time it is reached.
+//!   `response.failed`, a Gemini or Chat Completions chunk holding an `error`). It fails every
+//!   time it is reached.
 //! - `@say <text>`: the final assistant message (default `done`).
 //! - `@review <json…>`: the final assistant message is that JSON text (also as `+@review …`,
 //!   an added line of a diff in a reviewer's prompt).
@@ -26,6 +37,16 @@
 //! latest human message is acted on (its directives, then its `WANT` lines); the tool results
 //! after it say how far it got. The final text is the latest human message's `@say`/`@review`,
 //! else the first one's, else `done`.
+//!
+//! aider sends plain chat messages, no tools: its human message is the latest user message that
+//! holds a directive (aider's own follow-ups, such as "I added these files to the chat", hold
+//! none), and one reply carries every write of it (the last content of each file wins). The
+//! edits count as made once a later user message says aider applied them ("I updated the
+//! files", "I committed the changes"); until then every request gets the edit blocks again
+//! (aider asks again when it added a mentioned file to the chat instead of applying the reply).
+//! A Chat Completions request without tools whose system prompt is opencode's title generator
+//! gets a title; requests without tools to the Gemini API (its model router, JSON-schema side
+//! calls) get the JSON they ask for.
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -54,6 +75,30 @@ pub(crate) struct OpenAiUsage {
     pub(crate) reasoning: u64,
 }
 
+/// Token counts reported on every Gemini API agent turn (`usageMetadata`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GeminiUsage {
+    /// `promptTokenCount` (cached tokens included, as the API counts them).
+    pub(crate) prompt: u64,
+    /// `cachedContentTokenCount`.
+    pub(crate) cached: u64,
+    /// `candidatesTokenCount`.
+    pub(crate) candidates: u64,
+}
+
+/// Token counts reported on every Chat Completions answer (`usage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChatUsage {
+    /// `prompt_tokens`.
+    pub(crate) prompt: u64,
+    /// `completion_tokens`.
+    pub(crate) completion: u64,
+}
+
+/// Tokens reported on side requests of the Gemini and Chat Completions APIs (a request
+/// without tools: opencode's title, Gemini's router): input, output.
+pub(crate) const SIDE_TOKENS: (u64, u64) = (10, 5);
+
 /// How the server answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ModelConfig {
@@ -64,6 +109,10 @@ pub(crate) struct ModelConfig {
     pub(crate) anthropic_side_usage: AnthropicUsage,
     /// Usage on each Responses API turn.
     pub(crate) openai_usage: OpenAiUsage,
+    /// Usage on each Gemini API agent turn.
+    pub(crate) gemini_usage: GeminiUsage,
+    /// Usage on each Chat Completions agent turn (opencode's turns, aider's replies).
+    pub(crate) chat_usage: ChatUsage,
     /// The model name put in responses; `None` echoes the request's `model`.
     pub(crate) model: Option<String>,
 }
@@ -74,6 +123,8 @@ impl Default for ModelConfig {
             anthropic_usage: AnthropicUsage { input: 1000, output: 200, cache_read: 300, cache_creation: 100 },
             anthropic_side_usage: AnthropicUsage { input: 10, output: 5, cache_read: 0, cache_creation: 0 },
             openai_usage: OpenAiUsage { input: 1000, cached: 300, output: 200, reasoning: 0 },
+            gemini_usage: GeminiUsage { prompt: 1000, cached: 300, candidates: 200 },
+            chat_usage: ChatUsage { prompt: 1000, completion: 200 },
             model: None,
         }
     }
@@ -115,14 +166,43 @@ impl Recorded {
         self.method == "POST" && self.route() == "/v1/responses"
     }
 
-    /// The names of the tools the request offers.
+    /// An agent turn of Gemini CLI: `POST /v1beta/models/<model>:streamGenerateContent` (or
+    /// `:generateContent`) with tools.
+    pub(crate) fn is_gemini_turn(&self) -> bool {
+        self.method == "POST" && gemini_route(self.route()).is_some() && has_gemini_tools(&self.body)
+    }
+
+    /// A Chat Completions request (`POST /v1/chat/completions`) that is not opencode's title
+    /// request: an opencode turn (with tools) or an aider reply (without).
+    pub(crate) fn is_chat_turn(&self) -> bool {
+        self.method == "POST" && self.route() == "/v1/chat/completions" && !is_title_request(&self.body)
+    }
+
+    /// The names of the tools the request offers (Anthropic, Responses, Chat Completions and
+    /// Gemini shapes).
     pub(crate) fn tool_names(&self) -> Vec<String> {
-        self.body["tools"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t["name"].as_str().or_else(|| t["type"].as_str()).map(str::to_owned))
+        let tools = self.body["tools"].as_array().into_iter().flatten();
+        tools
+            .flat_map(|t| {
+                let mut names: Vec<String> = t["functionDeclarations"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f["name"].as_str().map(str::to_owned))
+                    .collect();
+                if names.is_empty() {
+                    names.extend(
+                        t["function"]["name"].as_str().or_else(|| t["name"].as_str()).or_else(|| t["type"].as_str()).map(str::to_owned),
+                    );
+                }
+                names
+            })
             .collect()
+    }
+
+    /// The text of every message and part of the request, for "did it say X" checks.
+    pub(crate) fn text(&self) -> String {
+        self.body.to_string()
     }
 }
 
@@ -211,6 +291,16 @@ impl ScriptedModel {
     /// Codex's turns so far (`POST /v1/responses`).
     pub(crate) fn openai_turns(&self) -> Vec<Recorded> {
         self.requests().into_iter().filter(Recorded::is_openai_turn).collect()
+    }
+
+    /// Gemini CLI's agent turns so far (see [`Recorded::is_gemini_turn`]).
+    pub(crate) fn gemini_turns(&self) -> Vec<Recorded> {
+        self.requests().into_iter().filter(Recorded::is_gemini_turn).collect()
+    }
+
+    /// opencode's turns and aider's replies so far (see [`Recorded::is_chat_turn`]).
+    pub(crate) fn chat_turns(&self) -> Vec<Recorded> {
+        self.requests().into_iter().filter(Recorded::is_chat_turn).collect()
     }
 
     /// The configuration now in use.
@@ -335,6 +425,11 @@ fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
         ("POST", "/v1/messages/count_tokens") => Reply::Json(200, json!({ "input_tokens": config.anthropic_usage.input })),
         ("POST", "/v1/messages") => anthropic_reply(&body, &config, shared),
         ("POST", "/v1/responses") => openai_reply(&body, &config, shared),
+        ("POST", "/v1/chat/completions") => chat_reply(&body, &config, shared),
+        ("POST", r) if gemini_route(r).is_some() => {
+            let (model, method) = gemini_route(r).unwrap_or_default();
+            gemini_reply(model, method, &body, &config)
+        }
         ("GET", "/v1/models") => Reply::Json(200, json!({ "object": "list", "data": [], "models": [] })),
         _ => Reply::Json(200, json!({})),
     };
@@ -375,6 +470,15 @@ fn reason(status: u16) -> &'static str {
         529 => "Overloaded",
         _ => "Status",
     }
+}
+
+/// Server-sent events with `data:` lines only (the Gemini and Chat Completions streams).
+fn sse_data(chunks: &[Value]) -> String {
+    let mut out = String::new();
+    for chunk in chunks {
+        out.push_str(&format!("data: {chunk}\n\n"));
+    }
+    out
 }
 
 fn sse(events: &[Value]) -> String {
@@ -473,7 +577,7 @@ impl Plan {
     }
 }
 
-/// A conversation flattened from either API.
+/// A conversation flattened from any of the APIs.
 #[derive(Debug)]
 enum Item {
     Human(String),
@@ -494,6 +598,11 @@ enum Step {
 enum Dialect {
     Claude,
     Codex,
+    Gemini,
+    /// opencode; `patch` when it offers `apply_patch` and no `write`.
+    Opencode {
+        patch: bool,
+    },
 }
 
 fn sh_quote(s: &str) -> String {
@@ -531,6 +640,8 @@ fn next_step(items: &[Item], dialect: Dialect) -> Step {
     let bash = |command: &str| match dialect {
         Dialect::Claude => Step::Call { name: "Bash", input: json!({ "command": command, "description": "Run a command" }) },
         Dialect::Codex => Step::Call { name: "exec_command", input: json!({ "cmd": command }) },
+        Dialect::Gemini => Step::Call { name: "run_shell_command", input: json!({ "command": command, "description": "Run a command" }) },
+        Dialect::Opencode { .. } => Step::Call { name: "bash", input: json!({ "command": command, "description": "Run a command" }) },
     };
     // One tool call: returns it when it has no output yet, else its output.
     macro_rules! call {
@@ -570,11 +681,34 @@ fn next_step(items: &[Item], dialect: Dialect) -> Step {
                     cmd.push_str(&format!("printf '%s' {} > {}", sh_quote(content), sh_quote(path)));
                     call!(bash(&cmd));
                 }
+                Dialect::Gemini => {
+                    call!(Step::Call { name: "write_file", input: json!({ "file_path": path, "content": content }) });
+                }
+                Dialect::Opencode { patch: true } => {
+                    let lines: String = content.lines().map(|l| format!("+{l}\n")).collect();
+                    let patch = format!("*** Begin Patch\n*** Add File: {path}\n{lines}*** End Patch");
+                    call!(Step::Call { name: "apply_patch", input: json!({ "patchText": patch }) });
+                }
+                Dialect::Opencode { patch: false } => {
+                    let write = || Step::Call { name: "write", input: json!({ "filePath": path, "content": content }) };
+                    let (text, _) = call!(write());
+                    let lower = text.to_ascii_lowercase();
+                    if lower.contains("read") && (lower.contains("before") || lower.contains("first")) {
+                        call!(Step::Call { name: "read", input: json!({ "filePath": path }) });
+                        call!(write());
+                    }
+                }
             },
             Action::Run(command) => {
                 call!(bash(command));
             }
-            Action::Loop => return bash("true"),
+            Action::Loop => {
+                return match dialect {
+                    Dialect::Gemini => Step::Call { name: "list_directory", input: json!({ "dir_path": "." }) },
+                    Dialect::Opencode { .. } => Step::Call { name: "glob", input: json!({ "pattern": "*" }) },
+                    Dialect::Claude | Dialect::Codex => bash("true"),
+                };
+            }
             Action::Fail(failure) => return Step::Fail(*failure),
         }
     }
@@ -856,6 +990,296 @@ fn openai_reply(body: &Value, config: &ModelConfig, shared: &Shared) -> Reply {
     Reply::Sse(sse(&events))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Gemini API
+
+/// The model and method of a Gemini API path: `/v1beta/models/<model>:<method>`.
+fn gemini_route(route: &str) -> Option<(&str, &str)> {
+    let rest = route.strip_prefix("/v1beta/models/").or_else(|| route.strip_prefix("/v1/models/"))?;
+    let (model, method) = rest.split_once(':')?;
+    matches!(method, "streamGenerateContent" | "generateContent" | "countTokens").then_some((model, method))
+}
+
+fn has_gemini_tools(body: &Value) -> bool {
+    body["tools"].as_array().into_iter().flatten().any(|t| t["functionDeclarations"].as_array().is_some_and(|f| !f.is_empty()))
+}
+
+/// The conversation of a Gemini API request. The CLI's first user message is a
+/// `<session_context>` block; a resumed session repeats some `functionResponse` parts (each
+/// call's first response is kept).
+fn gemini_items(body: &Value) -> Vec<Item> {
+    let mut items = Vec::new();
+    let mut answered = std::collections::HashSet::new();
+    for content in body["contents"].as_array().into_iter().flatten() {
+        let parts = content["parts"].as_array().cloned().unwrap_or_default();
+        match content["role"].as_str() {
+            Some("model") => {
+                for call in parts.iter().filter_map(|p| p.get("functionCall")) {
+                    items.push(Item::Call {
+                        id: call["id"].as_str().unwrap_or_default().to_owned(),
+                        name: call["name"].as_str().unwrap_or_default().to_owned(),
+                        input: call["args"].clone(),
+                    });
+                }
+            }
+            _ => {
+                let responses: Vec<&Value> = parts.iter().filter_map(|p| p.get("functionResponse")).collect();
+                for r in &responses {
+                    let id = r["id"].as_str().or_else(|| r["name"].as_str()).unwrap_or_default().to_owned();
+                    if !answered.insert(id.clone()) {
+                        continue;
+                    }
+                    let response = &r["response"];
+                    let (text, is_error) = match (response.get("error"), response.get("output")) {
+                        (Some(e), _) => (e.as_str().map_or_else(|| e.to_string(), str::to_owned), true),
+                        (None, Some(Value::String(o))) => (o.clone(), false),
+                        _ => (response.to_string(), false),
+                    };
+                    items.push(Item::Output { id, text, is_error });
+                }
+                let human = parts
+                    .iter()
+                    .rev()
+                    .filter_map(|p| p["text"].as_str())
+                    .find(|t| !t.trim_start().starts_with("<session_context>") && !t.trim().is_empty());
+                if let (true, Some(text)) = (responses.is_empty(), human) {
+                    items.push(Item::Human(text.to_owned()));
+                }
+            }
+        }
+    }
+    items
+}
+
+fn gemini_status(status: u16) -> &'static str {
+    match status {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        503 => "UNAVAILABLE",
+        _ => "INTERNAL",
+    }
+}
+
+fn gemini_error(status: u16) -> Value {
+    json!({ "error": { "code": status, "message": format!("scripted failure ({status})"), "status": gemini_status(status) } })
+}
+
+/// The JSON a side request without tools asks for (the model router's classifiers, the
+/// next-speaker check), else plain text.
+fn gemini_side_text(body: &Value) -> String {
+    let asked = format!("{}{}", body["generationConfig"], body["systemInstruction"]);
+    if asked.contains("complexity_score") {
+        json!({ "complexity_reasoning": "a scripted task", "complexity_score": 10 }).to_string()
+    } else if asked.contains("model_choice") {
+        json!({ "reasoning": "a scripted task", "model_choice": "flash" }).to_string()
+    } else if body.to_string().contains("next_speaker") {
+        json!({ "reasoning": "the model is done", "next_speaker": "user" }).to_string()
+    } else {
+        "ok".to_owned()
+    }
+}
+
+fn gemini_reply(path_model: &str, method: &str, body: &Value, config: &ModelConfig) -> Reply {
+    let model = config.model.clone().unwrap_or_else(|| path_model.to_owned());
+    if method == "countTokens" {
+        return Reply::Json(200, json!({ "totalTokens": config.gemini_usage.prompt }));
+    }
+    let stream = method == "streamGenerateContent";
+    let (step, usage) = if has_gemini_tools(body) {
+        (next_step(&gemini_items(body), Dialect::Gemini), config.gemini_usage)
+    } else {
+        (Step::Final(gemini_side_text(body)), GeminiUsage { prompt: SIDE_TOKENS.0, cached: 0, candidates: SIDE_TOKENS.1 })
+    };
+    let parts = match step {
+        Step::Fail(Failure::Status(status)) => return Reply::Json(status, gemini_error(status)),
+        Step::Fail(Failure::Stream) if stream => return Reply::Sse(sse_data(&[gemini_error(500)])),
+        Step::Fail(Failure::Stream) => return Reply::Json(500, gemini_error(500)),
+        Step::Final(text) => json!([{ "text": text }]),
+        Step::Call { name, input } => json!([{ "functionCall": { "name": name, "args": input } }]),
+    };
+    let answer = json!({
+        "candidates": [{ "content": { "role": "model", "parts": parts }, "finishReason": "STOP", "index": 0 }],
+        "usageMetadata": {
+            "promptTokenCount": usage.prompt,
+            "cachedContentTokenCount": usage.cached,
+            "candidatesTokenCount": usage.candidates,
+            "totalTokenCount": usage.prompt + usage.candidates,
+        },
+        "modelVersion": model,
+    });
+    if stream { Reply::Sse(sse_data(&[answer])) } else { Reply::Json(200, answer) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI Chat Completions API (opencode with tools, aider without)
+
+/// opencode's title request: no tools, its title generator's system prompt.
+fn is_title_request(body: &Value) -> bool {
+    !has_tools(body)
+        && body["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["role"] == "system" && chat_text(&m["content"]).contains("title generator"))
+}
+
+/// A message's text: a string, or the text parts of an array.
+fn chat_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// The conversation of a Chat Completions request with tools.
+fn chat_items(body: &Value) -> Vec<Item> {
+    let mut items = Vec::new();
+    for message in body["messages"].as_array().into_iter().flatten() {
+        match message["role"].as_str() {
+            Some("user") => {
+                let text = chat_text(&message["content"]);
+                if !text.trim_start().starts_with("<system-reminder>") {
+                    items.push(Item::Human(text));
+                }
+            }
+            Some("assistant") => {
+                for call in message["tool_calls"].as_array().into_iter().flatten() {
+                    let input = call["function"]["arguments"].as_str().and_then(|a| serde_json::from_str(a).ok()).unwrap_or(Value::Null);
+                    items.push(Item::Call {
+                        id: call["id"].as_str().unwrap_or_default().to_owned(),
+                        name: call["function"]["name"].as_str().unwrap_or_default().to_owned(),
+                        input,
+                    });
+                }
+            }
+            Some("tool") => items.push(Item::Output {
+                id: message["tool_call_id"].as_str().unwrap_or_default().to_owned(),
+                text: chat_text(&message["content"]),
+                is_error: false,
+            }),
+            _ => {}
+        }
+    }
+    items
+}
+
+/// aider's next reply: the edit blocks of the latest user message that holds a directive,
+/// until aider says it applied them.
+fn aider_step(body: &Value) -> Step {
+    let messages: Vec<&Value> = body["messages"].as_array().into_iter().flatten().collect();
+    let users: Vec<(usize, String)> =
+        messages.iter().enumerate().filter(|(_, m)| m["role"] == "user").map(|(i, m)| (i, chat_text(&m["content"]))).collect();
+    let directive = users.iter().rev().find(|(_, t)| Plan::parse(t) != Plan::default()).or(users.last());
+    let Some((at, text)) = directive else { return Step::Final("done".into()) };
+    let plan = Plan::parse(text);
+    let final_text = plan.final_text.clone().unwrap_or_else(|| "done".into());
+    let applied = users.iter().any(|(i, t)| *i > *at && (t.starts_with("I updated the files") || t.starts_with("I committed the changes")));
+    if applied {
+        return Step::Final(final_text);
+    }
+    let diff = messages.iter().any(|m| m["role"] == "system" && chat_text(&m["content"]).contains("SEARCH/REPLACE"));
+    let mut writes: Vec<(&str, &str)> = Vec::new();
+    let mut reply = format!("{final_text}\n\n");
+    for action in plan.steps() {
+        match action {
+            Action::Write { path, content } => match writes.iter_mut().find(|(p, _)| p == path) {
+                Some(w) => w.1 = content,
+                None => writes.push((path, content)),
+            },
+            Action::Run(command) => reply.push_str(&format!("Run this:\n\n```bash\n{command}\n```\n\n")),
+            Action::Fail(failure) => return Step::Fail(*failure),
+            Action::Loop => {}
+        }
+    }
+    for (path, content) in writes {
+        let content = content.trim_end_matches('\n');
+        if diff {
+            // The file's content as aider showed it (a file added to the chat), else a new file.
+            let shown = format!("{path}\n```\n");
+            let old = messages.iter().filter(|m| m["role"] == "user").find_map(|m| {
+                let text = chat_text(&m["content"]);
+                let start = text.find(&shown)? + shown.len();
+                let len = text[start..].find("```")?;
+                Some(text[start..start + len].to_owned())
+            });
+            let old = old.unwrap_or_default();
+            reply.push_str(&format!("{path}\n```\n<<<<<<< SEARCH\n{old}=======\n{content}\n>>>>>>> REPLACE\n```\n\n"));
+        } else {
+            reply.push_str(&format!("{path}\n```\n{content}\n```\n\n"));
+        }
+    }
+    Step::Final(reply)
+}
+
+fn chat_error(status: u16) -> Value {
+    let kind = if status < 500 { "invalid_request_error" } else { "server_error" };
+    json!({ "error": { "message": format!("scripted failure ({status})"), "type": kind, "param": null, "code": null } })
+}
+
+fn chat_reply(body: &Value, config: &ModelConfig, shared: &Shared) -> Reply {
+    let model = config.model.clone().or_else(|| body["model"].as_str().map(str::to_owned)).unwrap_or_else(|| "gpt-test".into());
+    let (step, usage) = if has_tools(body) {
+        let tools = Recorded { method: String::new(), path: String::new(), headers: Vec::new(), body: body.clone() }.tool_names();
+        let patch = tools.iter().any(|t| t == "apply_patch") && !tools.iter().any(|t| t == "write");
+        (next_step(&chat_items(body), Dialect::Opencode { patch }), config.chat_usage)
+    } else if is_title_request(body) {
+        (Step::Final("Scripted session".into()), ChatUsage { prompt: SIDE_TOKENS.0, completion: SIDE_TOKENS.1 })
+    } else {
+        (aider_step(body), config.chat_usage)
+    };
+    let stream = body["stream"] == true;
+    let n = shared.next_id();
+    let id = format!("chatcmpl-scripted-{n:06}");
+    let usage = json!({
+        "prompt_tokens": usage.prompt,
+        "completion_tokens": usage.completion,
+        "total_tokens": usage.prompt + usage.completion,
+    });
+    let (text, call) = match step {
+        Step::Fail(Failure::Status(status)) => return Reply::Json(status, chat_error(status)),
+        Step::Fail(Failure::Stream) if stream => return Reply::Sse(sse_data(&[chat_error(500)]) + "data: [DONE]\n\n"),
+        Step::Fail(Failure::Stream) => return Reply::Json(500, chat_error(500)),
+        Step::Final(text) => (Some(text), None),
+        Step::Call { name, input } => (
+            None,
+            Some(json!({ "id": format!("call_scripted_{n:06}"), "type": "function",
+                "function": { "name": name, "arguments": input.to_string() } })),
+        ),
+    };
+    let finish = if call.is_some() { "tool_calls" } else { "stop" };
+    if !stream {
+        let mut message = json!({ "role": "assistant", "content": text });
+        if let Some(call) = call {
+            message["tool_calls"] = json!([call]);
+        }
+        return Reply::Json(
+            200,
+            json!({ "id": id, "object": "chat.completion", "created": 1_700_000_000, "model": model,
+                "choices": [{ "index": 0, "message": message, "finish_reason": finish }], "usage": usage }),
+        );
+    }
+    let chunk = |choices: Value| json!({ "id": id, "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model, "choices": choices });
+    let mut chunks = vec![chunk(json!([{ "index": 0, "delta": { "role": "assistant", "content": "" }, "finish_reason": null }]))];
+    if let Some(text) = text {
+        chunks.push(chunk(json!([{ "index": 0, "delta": { "content": text }, "finish_reason": null }])));
+    }
+    if let Some(mut call) = call {
+        call["index"] = json!(0);
+        chunks.push(chunk(json!([{ "index": 0, "delta": { "tool_calls": [call] }, "finish_reason": null }])));
+    }
+    chunks.push(chunk(json!([{ "index": 0, "delta": {}, "finish_reason": finish }])));
+    if body["stream_options"]["include_usage"] == true {
+        let mut last = chunk(json!([]));
+        last["usage"] = usage;
+        chunks.push(last);
+    }
+    Reply::Sse(sse_data(&chunks) + "data: [DONE]\n\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -887,6 +1311,79 @@ mod tests {
         let Step::Call { name: "Write", input } = next_step(&items, Dialect::Claude) else { panic!("write want") };
         assert_eq!(input["file_path"], "/r/b.txt");
         assert_eq!(input["content"], "2");
+    }
+
+    #[test]
+    fn gemini_writes_with_write_file_and_skips_its_session_context() {
+        let mut body = json!({ "contents": [
+            { "role": "user", "parts": [{ "text": "<session_context>\n@write no.txt x\n</session_context>" }, { "text": "@write a.txt hi\n@say ok" }] },
+        ], "tools": [{ "functionDeclarations": [{ "name": "write_file" }] }] });
+        let Step::Call { name: "write_file", input } = next_step(&gemini_items(&body), Dialect::Gemini) else { panic!("write") };
+        assert_eq!(input, json!({ "file_path": "a.txt", "content": "hi" }));
+        let contents = body["contents"].as_array_mut().expect("contents");
+        contents.push(json!({ "role": "model", "parts": [{ "functionCall": { "id": "c1", "name": "write_file", "args": input } }] }));
+        // A resumed session repeats the response: it still counts once.
+        let response = json!({ "functionResponse": { "id": "c1", "name": "write_file", "response": { "output": "ok" } } });
+        contents.push(json!({ "role": "user", "parts": [response, response] }));
+        assert!(matches!(next_step(&gemini_items(&body), Dialect::Gemini), Step::Final(t) if t == "ok"));
+        body["contents"].as_array_mut().expect("contents").push(json!({ "role": "user", "parts": [{ "text": "WANT b.txt=2" }] }));
+        let Step::Call { name: "write_file", input } = next_step(&gemini_items(&body), Dialect::Gemini) else { panic!("want") };
+        assert_eq!(input["file_path"], "b.txt");
+        let Reply::Sse(text) = gemini_reply("m", "streamGenerateContent", &body, &ModelConfig::default()) else { panic!("sse") };
+        assert!(text.starts_with("data: {") && text.contains("\"promptTokenCount\":1000"), "{text}");
+        assert!(matches!(gemini_reply("m", "generateContent", &json!({ "contents": [] }), &ModelConfig::default()), Reply::Json(200, _)));
+        let side = json!({ "contents": [], "generationConfig": { "responseJsonSchema": { "properties": { "complexity_score": {} } } } });
+        assert!(gemini_side_text(&side).contains("\"complexity_score\":10"));
+    }
+
+    #[test]
+    fn opencode_writes_with_its_own_tools() {
+        let body = json!({ "messages": [
+            { "role": "system", "content": "You are opencode" },
+            { "role": "user", "content": "@write d/a.txt hi" },
+            { "role": "assistant", "content": "", "tool_calls": [{ "id": "c1", "type": "function",
+                "function": { "name": "write", "arguments": "{\"filePath\":\"d/a.txt\",\"content\":\"hi\"}" } }] },
+            { "role": "tool", "tool_call_id": "c1", "content": "Wrote file successfully." },
+            { "role": "user", "content": "@run make\nWANT b.txt=2" },
+        ] });
+        let Step::Call { name: "bash", input } = next_step(&chat_items(&body), Dialect::Opencode { patch: false }) else { panic!("bash") };
+        assert_eq!(input["command"], "make");
+        let items = vec![Item::Human("@write a.txt x\\ny".into())];
+        let Step::Call { name: "apply_patch", input } = next_step(&items, Dialect::Opencode { patch: true }) else { panic!("patch") };
+        assert_eq!(input["patchText"], "*** Begin Patch\n*** Add File: a.txt\n+x\n+y\n*** End Patch");
+        assert!(is_title_request(&json!({ "messages": [{ "role": "system", "content": "You are a title generator." }] })));
+    }
+
+    #[test]
+    fn aider_gets_edit_blocks_until_it_applied_them() {
+        let mut body = json!({ "messages": [
+            { "role": "system", "content": "Act as an expert software developer." },
+            { "role": "user", "content": "Change the greeting" },
+            { "role": "assistant", "content": "greet.py\n```\nx\n```\n" },
+            { "role": "user", "content": "@write a.txt broken\n---\nQA:\nWANT a.txt=fixed\n   WANT b/c.txt=2\n@say fixed it\n\nTo suggest changes…" },
+        ] });
+        let Step::Final(reply) = aider_step(&body) else { panic!("a reply") };
+        assert_eq!(reply, "fixed it\n\na.txt\n```\nfixed\n```\n\nb/c.txt\n```\n2\n```\n\n");
+        // aider added a mentioned file instead of applying: the edits again.
+        let messages = body["messages"].as_array_mut().expect("messages");
+        messages.push(json!({ "role": "assistant", "content": reply }));
+        messages.push(
+            json!({ "role": "user", "content": "I added these files to the chat: a.txt\nLet me know if there are others we should add." }),
+        );
+        assert!(matches!(aider_step(&body), Step::Final(t) if t.contains("a.txt\n```\nfixed")));
+        let messages = body["messages"].as_array_mut().expect("messages");
+        messages.push(json!({ "role": "user", "content": "I updated the files." }));
+        assert!(matches!(aider_step(&body), Step::Final(t) if t == "fixed it"));
+        let diff = json!({ "messages": [
+            { "role": "system", "content": "Use *SEARCH/REPLACE* blocks" },
+            { "role": "user", "content": "I have *added these files to the chat*\n\na.txt\n```\nold\n```\n" },
+            { "role": "user", "content": "@write a.txt new" },
+        ] });
+        assert!(
+            matches!(aider_step(&diff), Step::Final(t) if t.contains("a.txt\n```\n<<<<<<< SEARCH\nold\n=======\nnew\n>>>>>>> REPLACE\n```"))
+        );
+        let fail = json!({ "messages": [{ "role": "user", "content": "@fail 400" }] });
+        assert!(matches!(aider_step(&fail), Step::Fail(Failure::Status(400))));
     }
 
     #[test]
