@@ -4,24 +4,45 @@
 #
 #   eval "$(scripts/install-agent-clis.sh)"
 #
-# Already-installed versions are kept. The end-to-end tests drive these CLIs against scripted
-# model endpoints on 127.0.0.1: no model and no internet are needed once they are installed.
+# npm packages (Claude Code, Codex, Gemini CLI, opencode) go to $DIR/node_modules; aider, a
+# Python program, to its own venv, $DIR/aider-venv. Already-installed versions are kept: a
+# second run installs nothing. The end-to-end tests drive these CLIs against scripted model
+# endpoints on 127.0.0.1: no model and no internet are needed once they are installed.
 set -euo pipefail
 
 DIR="${FUGUE_AGENT_CLIS_DIR:-$HOME/.cache/fugue/agent-clis}"
-NPM_PACKAGES=("@anthropic-ai/claude-code@2.1.328" "@openai/codex@0.169.0")
+NPM_PACKAGES=(
+  "@anthropic-ai/claude-code@2.1.328"
+  "@openai/codex@0.169.0"
+  "@google/gemini-cli@0.61.0"
+  "opencode-ai@1.18.33"
+)
+AIDER_PACKAGE="aider-chat==0.86.2"
+AIDER_VENV="$DIR/aider-venv"
 
 say() { echo "install-agent-clis: $*" >&2; }
 command -v npm >/dev/null 2>&1 || { say "npm is required: apt-get install -y nodejs npm"; exit 3; }
+command -v python3 >/dev/null 2>&1 || { say "python3 (with venv) is required for aider: apt-get install -y python3 python3-venv"; exit 3; }
 
-has_version() { # BIN PATTERN
-  [ -x "$DIR/node_modules/.bin/$1" ] && "$DIR/node_modules/.bin/$1" --version 2>/dev/null | grep -q "$2"
+has_version() { # PATH-TO-BIN PATTERN
+  [ -x "$1" ] && "$1" --version 2>/dev/null | grep -q "$2"
 }
 
-if ! { has_version claude '^2\.1\.328' && has_version codex '0\.169\.0'; }; then
+bin="$DIR/node_modules/.bin"
+if ! { has_version "$bin/claude" '^2\.1\.328' && has_version "$bin/codex" '0\.169\.0' \
+       && has_version "$bin/gemini" '^0\.61\.0' && has_version "$bin/opencode" '^1\.18\.33'; }; then
   mkdir -p "$DIR"
   say "npm install ${NPM_PACKAGES[*]} into $DIR"
   npm install --no-audit --no-fund --loglevel=error --prefix "$DIR" "${NPM_PACKAGES[@]}" >&2
 fi
 
-echo "export PATH=\"$DIR/node_modules/.bin:\$PATH\""
+if ! has_version "$AIDER_VENV/bin/aider" '^aider 0\.86\.2$'; then
+  say "python3 -m venv $AIDER_VENV && pip install $AIDER_PACKAGE"
+  mkdir -p "$DIR"
+  [ -x "$AIDER_VENV/bin/pip" ] || python3 -m venv "$AIDER_VENV" >&2
+  "$AIDER_VENV/bin/pip" install --quiet --disable-pip-version-check "$AIDER_PACKAGE" >&2
+fi
+
+# The venv goes last: its python3, pip and the entry points of aider's dependencies must not
+# shadow the system's.
+echo "export PATH=\"$bin:\$PATH:$AIDER_VENV/bin\""

@@ -1,19 +1,33 @@
-//! aider (`aider-chat` on PyPI, checked with 0.86.2 against a scripted endpoint).
+//! aider (`aider-chat` on PyPI, checked with 0.86.2: by hand against a scripted endpoint, and
+//! end to end through `fugue run` against the scripted Chat Completions API in the CLI tests,
+//! `more_drivers`).
 //!
-//! Headless: `aider --message <prompt> --yes-always`, with fugue in charge of git
+//! Headless: `aider --message <prompt> --yes-always`, stdin empty, with fugue in charge of git
 //! (`--no-auto-commits --no-dirty-commits --no-gitignore`: it would otherwise commit, or add
 //! `.aider*` to `.gitignore`, a change outside the task's scope), nothing that calls home or
 //! waits for a person (`--no-check-update --no-analytics --no-show-release-notes --no-pretty
 //! --no-fancy-input`, `LITELLM_LOCAL_MODEL_COST_MAP`), `--no-stream` so its token counts are
 //! the API's, no repo-map cache written into the worktree (`--map-tokens 0`; give a size in
 //! `args` to have one), and its chat and input history kept out of the worktree, in the
-//! slot's session directory. Permissions: aider edits files by itself and has no tool
-//! permissions; `--yes-always` does not run the shell commands it suggests, and `edit` stops
-//! it suggesting them; `read-only` is `--dry-run`. It has no session to continue: feedback is
-//! a fresh run with the findings. Its output is text: `Applied edit to <file>` lines, a
-//! `Tokens: … sent, … received. Cost: $… message, $… session.` line per reply (the cost only
-//! when the model's price is known), and API errors such as `litellm.BadRequestError: …`,
-//! after which it still exits 0.
+//! slot's session directory. The model and its endpoint are aider's own settings: `model:
+//! openai/<id>` with `OPENAI_API_BASE` and `OPENAI_API_KEY` in the agent's `env`, say; a
+//! price comes from `--model-metadata-file` in `args` (or aider's `.aider.model.metadata.json`).
+//!
+//! Two things aider does by itself are headed off. With no git identity configured (a CI box,
+//! a container) it writes `user.name`/`user.email` into the repository's config — the shared
+//! `.git/config` of every worktree, so concurrent runs crash on its lock ("Lock for file
+//! '…/.git/config' did already exist") — so the driver gives it an identity in
+//! `GIT_CONFIG_*` variables (aider makes no commits here; fugue's own commits are unaffected).
+//! And under `--yes-always` it answers yes to "Open documentation url?" (unknown model, missing
+//! key): `BROWSER=true` keeps a headless run from opening a browser.
+//!
+//! Permissions: aider edits files by itself and has no tool permissions; `--yes-always` does
+//! not run the shell commands it suggests, and `edit` stops it suggesting them; `read-only` is
+//! `--dry-run`. It has no session to continue: feedback is a fresh run with the findings. Its
+//! output is text: `Applied edit to <file>` lines, a `Tokens: … sent, … received. Cost: $…
+//! message, $… session.` line per reply (the cost only when the model's price is known), and
+//! API errors such as `litellm.BadRequestError: …`, after which it still exits 0 — read as a
+//! failed iteration.
 
 use fugue_core::{DriverAgentSpec, FailureKind, Permissions, Usage};
 
@@ -63,9 +77,28 @@ impl Cli for Aider {
         a
     }
 
-    fn env(&self, _spec: &DriverAgentSpec, _inv: &Invocation<'_>) -> Vec<(String, String)> {
+    fn env(&self, spec: &DriverAgentSpec, _inv: &Invocation<'_>) -> Vec<(String, String)> {
         // Else litellm fetches a price list from GitHub at every start.
-        vec![("LITELLM_LOCAL_MODEL_COST_MAP".to_owned(), "True".to_owned())]
+        let mut env = vec![("LITELLM_LOCAL_MODEL_COST_MAP".to_owned(), "True".to_owned())];
+        let set = |var: &str| spec.env.contains_key(var) || std::env::var_os(var).is_some();
+        if !set("BROWSER") {
+            env.push(("BROWSER".to_owned(), "true".to_owned()));
+        }
+        // An identity aider finds with `git config --get`, so it does not write one into the
+        // shared repository config (see the module docs).
+        if !set("GIT_CONFIG_COUNT") {
+            let var = |names: [&str; 2], default: &str| {
+                names.iter().find_map(|n| spec.env.get(*n).cloned().or_else(|| std::env::var(n).ok())).unwrap_or_else(|| default.to_owned())
+            };
+            env.extend([
+                ("GIT_CONFIG_COUNT".to_owned(), "2".to_owned()),
+                ("GIT_CONFIG_KEY_0".to_owned(), "user.name".to_owned()),
+                ("GIT_CONFIG_VALUE_0".to_owned(), var(["GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"], "fugue agent")),
+                ("GIT_CONFIG_KEY_1".to_owned(), "user.email".to_owned()),
+                ("GIT_CONFIG_VALUE_1".to_owned(), var(["GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"], "fugue@localhost")),
+            ]);
+        }
+        env
     }
 
     fn parser(&self) -> Box<dyn StreamParser> {
@@ -179,6 +212,24 @@ mod tests {
         assert_eq!((p.usage.input_tokens, p.usage.output_tokens, p.usage.cost_usd), (Some(653), Some(20), Some(0.0023)));
         let p = fixture("aider-error.txt");
         assert_eq!(p.error.as_ref().map(|e| e.0), Some(FailureKind::Api), "{p:?}");
+    }
+
+    #[test]
+    fn aider_gets_a_git_identity_and_no_browser() {
+        let mut spec = DriverAgentSpec::new(fugue_core::DriverKind::Aider);
+        spec.env.insert("GIT_AUTHOR_NAME".to_owned(), "Ada".to_owned());
+        let inv = Invocation { prompt: "p", resume: None, permissions: Permissions::Edit, verify: &[], home: None };
+        let env = Aider.env(&spec, &inv);
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!((get("GIT_CONFIG_KEY_0"), get("GIT_CONFIG_VALUE_0")), (Some("user.name"), Some("Ada")));
+        assert_eq!(get("GIT_CONFIG_KEY_1"), Some("user.email"));
+        assert_eq!(get("BROWSER"), Some("true"));
+        // The plan's own setting wins.
+        spec.env.insert("BROWSER".to_owned(), "firefox".to_owned());
+        assert_eq!(Aider.env(&spec, &inv).iter().find(|(n, _)| n == "BROWSER"), None);
+        let args = Aider.args(&spec, &inv);
+        assert!(args.ends_with(&["--message".to_owned(), "p".to_owned()]), "{args:?}");
+        assert!(args.contains(&"--no-gitignore".to_owned()) && args.contains(&"--no-auto-commits".to_owned()));
     }
 
     #[test]

@@ -1,8 +1,17 @@
-//! Gemini CLI (`@google/gemini-cli`, checked with 0.61.0 against a scripted endpoint).
+//! Gemini CLI (`@google/gemini-cli`, checked with 0.61.0: by hand against a scripted endpoint,
+//! and end to end through `fugue run` against the scripted Gemini API in the CLI tests,
+//! `more_drivers`).
 //!
 //! Headless: `gemini --output-format stream-json --approval-mode … [-m model] -p <prompt>`,
 //! stdin empty (it appends stdin to the prompt). Without `-m` the model is "auto" and a
-//! routing model is asked first, so pin a model in the plan. Permissions: `edit` is
+//! routing model (`gemini-*-flash-lite`) is asked first, with retries and backoff when its
+//! answer is not the JSON it wants (about 87 s against an endpoint that does not serve it):
+//! pin `model` in the plan. A plan without one still runs, against the real service. The
+//! endpoint and key are Gemini CLI's own settings (`GOOGLE_GEMINI_BASE_URL`, `GEMINI_API_KEY`
+//! in the agent's `env`, and `security.auth.selectedType` in the user's
+//! `~/.gemini/settings.json`). Concurrent sessions share `~/.gemini` safely (checked with five
+//! at once: each working directory gets its own project entry), so slots are not isolated.
+//! Permissions: `edit` is
 //! `--approval-mode auto_edit` (the file tools `write_file` and `replace`; headless it offers no
 //! shell, so a verify command cannot run inside the session — QA runs it); `read-only` is
 //! `default` (headless, neither edit tools nor shell are offered); `bypass` is `yolo`. A call
@@ -128,8 +137,14 @@ impl StreamParser for GeminiParser {
                     p.usage = u;
                 }
                 if str_at(&ev, "status") == Some("error") {
-                    let why = ev.get("error").and_then(|e| str_at(e, "message")).unwrap_or("the session failed");
-                    let kind = if why.contains("turn") { FailureKind::MaxTurns } else { FailureKind::Api };
+                    let error = ev.get("error");
+                    let why = error.and_then(|e| str_at(e, "message")).unwrap_or("the session failed");
+                    let kind = match error.and_then(|e| str_at(e, "type")).unwrap_or_default() {
+                        "FatalTurnLimitedError" => FailureKind::MaxTurns,
+                        _ if why.contains("max session turns") => FailureKind::MaxTurns,
+                        _ if why.contains("API Error") || why.contains("\"code\"") => FailureKind::Api,
+                        _ => FailureKind::Error,
+                    };
                     p.error = Some((kind, format!("Gemini CLI reported an error result: {}", single_line(why))));
                 }
                 Some("finished".to_owned())
@@ -178,5 +193,13 @@ mod tests {
         assert_eq!(p.denials.len(), 1, "{p:?}");
         assert!(p.denials[0].starts_with("write_file"), "{:?}", p.denials);
         assert!(!p.finished_ok());
+        // auto_edit (`edit`) offers no shell.
+        let p = fixture("gemini-shell-denied-auto-edit.jsonl");
+        assert!(p.denials.first().is_some_and(|d| d.starts_with("run_shell_command")), "{p:?}");
+        let p = fixture("gemini-turn-limit.jsonl");
+        assert_eq!(p.error.as_ref().map(|e| e.0), Some(FailureKind::MaxTurns), "{p:?}");
+        let p = fixture("gemini-error.jsonl");
+        assert_eq!(p.error.as_ref().map(|e| e.0), Some(FailureKind::Api), "{p:?}");
+        assert!(p.error.as_ref().is_some_and(|e| e.1.contains("API key not valid")), "{p:?}");
     }
 }

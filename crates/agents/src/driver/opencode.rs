@@ -1,20 +1,35 @@
-//! opencode (`opencode-ai`, checked with 1.18.33 against a scripted endpoint).
+//! opencode (`opencode-ai`, checked with 1.18.33: by hand against a scripted endpoint, and end
+//! to end through `fugue run` against the scripted Chat Completions API in the CLI tests,
+//! `more_drivers`).
 //!
 //! Headless: `opencode run --format json [--model provider/model] [--session <id>]` with the
 //! prompt on standard input (a prompt argument with spaces reached the model wrapped in
-//! quotes). Permissions go in as `OPENCODE_PERMISSION`: `edit` allows edits and the task's
+//! quotes). The provider and its models are the user's opencode configuration: their config
+//! file, or `OPENCODE_CONFIG_CONTENT` (in the plan agent's `env`, say); `provider` and `model`
+//! pick one. Permissions go in as `OPENCODE_PERMISSION`: `edit` allows edits and the task's
 //! verify commands and denies other shell commands and web fetches; `read-only` denies edits
-//! and shell; `bypass` allows everything. A denied tool is removed from the model's tools, and
-//! a call to it comes back as the tool `invalid`: that is a refusal. Model list fetches and
-//! auto-updates are switched off.
+//! and shell; `bypass` allows everything. A tool denied outright is removed from the model's
+//! tools, and a call to it comes back as the tool `invalid`; a command outside the allowed
+//! ones comes back as an error, "a rule which prevents you from using this specific tool
+//! call": both are refusals. Model list fetches and auto-updates are switched off. (On every
+//! start it also installs `@opencode-ai/plugin` into its config dir in the background; offline
+//! that is a warning in its log, nothing more.)
+//!
+//! Sessions apart: opencode keeps sessions in one SQLite database, and concurrent first runs
+//! on a new database race to create its tables (one fails: "Failed query: CREATE TABLE
+//! `workspace`…"), so with `isolate_sessions` each slot gets a database of its own
+//! (`OPENCODE_DB` in the slot's session directory; resuming stays in the slot). Credentials
+//! and config stay the user's.
 //!
 //! JSON events read: `step_start` (`sessionID`), `text`, `tool_use` (`part.tool`,
 //! `part.state.input`, `part.state.status`), `step_finish` (one per model call: `part.tokens`,
-//! `part.cost` in USD, `part.reason`), `error` (`error.data.message`).
+//! `part.cost` in USD — `0` for a model without a `cost` entry in the config, which is read as
+//! unknown, not free — `part.reason`), `error` (`error.data.message`).
 
 use fugue_core::{DriverAgentSpec, FailureKind, Permissions, Usage};
 use serde_json::{Value, json};
 
+use super::home::HomeSpec;
 use super::parse::{Parsed, StreamParser, describe_tool, json_object, single_line, str_at, u64_at};
 use super::{Cli, Invocation};
 
@@ -53,11 +68,19 @@ impl Cli for Opencode {
             Permissions::ReadOnly => json!({"edit": "deny", "bash": "deny", "webfetch": "deny"}),
             Permissions::Bypass => json!({"edit": "allow", "bash": "allow", "webfetch": "allow"}),
         };
-        vec![
+        let mut env = vec![
             ("OPENCODE_PERMISSION".to_owned(), permission.to_string()),
             ("OPENCODE_DISABLE_AUTOUPDATE".to_owned(), "1".to_owned()),
             ("OPENCODE_DISABLE_MODELS_FETCH".to_owned(), "1".to_owned()),
-        ]
+        ];
+        if let Some(home) = inv.home.filter(|_| !spec.env.contains_key("OPENCODE_DB")) {
+            env.push(("OPENCODE_DB".to_owned(), home.join("opencode.db").to_string_lossy().into_owned()));
+        }
+        env
+    }
+
+    fn home(&self) -> Option<HomeSpec> {
+        Some(HomeSpec::scratch("OPENCODE_FUGUE_HOME"))
     }
 
     fn can_resume(&self) -> bool {
@@ -105,7 +128,8 @@ impl StreamParser for OpencodeParser {
                     ));
                 } else if str_at(&state, "status") == Some("error") {
                     let why = str_at(&state, "error").unwrap_or_default();
-                    if why.to_ascii_lowercase().contains("permission") || why.contains("rejected") || why.contains("denied") {
+                    let lower = why.to_ascii_lowercase();
+                    if ["permission", "rejected", "denied", "prevents you from using"].iter().any(|w| lower.contains(w)) {
                         self.parsed.denials.push(describe_tool(tool, &input));
                     }
                 }
@@ -119,7 +143,8 @@ impl StreamParser for OpencodeParser {
                     u.cache_read_tokens = t.get("cache").and_then(|c| u64_at(c, "read"));
                     u.cache_write_tokens = t.get("cache").and_then(|c| u64_at(c, "write"));
                 }
-                u.cost_usd = part.get("cost").and_then(Value::as_f64);
+                // opencode says 0 when the config gives the model no price: unknown, not free.
+                u.cost_usd = part.get("cost").and_then(Value::as_f64).filter(|c| *c > 0.0);
                 self.parsed.usage = self.parsed.usage.add(&u);
                 if str_at(&part, "reason") != Some("tool-calls") {
                     self.parsed.finished = true;
@@ -175,5 +200,31 @@ mod tests {
         assert!(p.denials[0].starts_with("bash"), "{:?}", p.denials);
         let p = fixture("opencode-error.jsonl");
         assert_eq!(p.error.as_ref().map(|e| e.0), Some(FailureKind::Api), "{p:?}");
+        // A command outside the allowed ones (`bash` offered for the verify command only).
+        let p = fixture("opencode-shell-rule-denied.jsonl");
+        assert_eq!(p.denials, ["bash: echo hi > other.txt"], "{p:?}");
+        let p = fixture("opencode-permission-rejected.jsonl");
+        assert_eq!(p.denials.len(), 1, "{p:?}");
+    }
+
+    #[test]
+    fn cost_is_read_only_where_the_config_prices_the_model() {
+        let p = fixture("opencode-write-cost.jsonl");
+        assert_eq!((p.usage.input_tokens, p.usage.output_tokens), (Some(200), Some(40)));
+        assert!(p.usage.cost_usd.is_some_and(|c| (c - 0.0012).abs() < 1e-12), "{p:?}");
+        // No `cost` entry: opencode says 0, which is no price at all.
+        let p = fixture("opencode-write.jsonl");
+        assert!(p.usage.input_tokens.is_some() && p.usage.cost_usd.is_none(), "{p:?}");
+    }
+
+    #[test]
+    fn each_slot_gets_a_database_of_its_own() {
+        let spec = DriverAgentSpec::new(fugue_core::DriverKind::Opencode);
+        let home = std::path::Path::new("/state/sessions/opencode/wt-1");
+        let inv = Invocation { prompt: "p", resume: None, permissions: Permissions::Edit, verify: &[], home: Some(home) };
+        let env = Opencode.env(&spec, &inv);
+        assert!(env.contains(&("OPENCODE_DB".to_owned(), "/state/sessions/opencode/wt-1/opencode.db".to_owned())), "{env:?}");
+        let inv = Invocation { home: None, ..inv };
+        assert!(!Opencode.env(&spec, &inv).iter().any(|(k, _)| k == "OPENCODE_DB"));
     }
 }

@@ -8,6 +8,7 @@ mod drivers;
 mod faults;
 mod html;
 mod init;
+mod more_drivers;
 mod pool;
 mod runs;
 mod schema;
