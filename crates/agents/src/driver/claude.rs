@@ -235,11 +235,7 @@ mod tests {
     use super::*;
 
     fn parse(lines: &[&str]) -> Parsed {
-        let mut p: Box<dyn StreamParser> = Box::new(ClaudeParser::default());
-        for l in lines {
-            p.line(l);
-        }
-        p.finish()
+        super::super::parse::parse_lines(Box::new(ClaudeParser::default()), lines.iter().copied())
     }
 
     #[test]
@@ -281,9 +277,7 @@ mod tests {
     }
 
     fn fixture(name: &str) -> Parsed {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cli").join(name);
-        let text = std::fs::read_to_string(&path).expect("fixture");
-        parse(&text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>())
+        super::super::parse::parse_fixture(Box::new(ClaudeParser::default()), name)
     }
 
     /// Output captured from the real Claude Code 2.1.328 against the scripted Messages API.

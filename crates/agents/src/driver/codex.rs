@@ -194,11 +194,7 @@ mod tests {
     use super::*;
 
     fn parse(lines: &[&str]) -> Parsed {
-        let mut p: Box<dyn StreamParser> = Box::new(CodexParser::default());
-        for l in lines {
-            p.line(l);
-        }
-        p.finish()
+        super::super::parse::parse_lines(Box::new(CodexParser::default()), lines.iter().copied())
     }
 
     #[test]
@@ -236,9 +232,7 @@ mod tests {
     }
 
     fn fixture(name: &str) -> Parsed {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cli").join(name);
-        let text = std::fs::read_to_string(&path).expect("fixture");
-        parse(&text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>())
+        super::super::parse::parse_fixture(Box::new(CodexParser::default()), name)
     }
 
     /// Output captured from the real Codex 0.169.0 against the scripted Responses API.

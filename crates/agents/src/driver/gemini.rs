@@ -172,13 +172,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Parsed {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cli").join(name);
-        let text = std::fs::read_to_string(&path).expect("fixture");
-        let mut p: Box<dyn StreamParser> = Box::new(GeminiParser::default());
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            p.line(line);
-        }
-        p.finish()
+        super::super::parse::parse_fixture(Box::new(GeminiParser::default()), name)
     }
 
     #[test]

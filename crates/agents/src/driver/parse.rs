@@ -101,3 +101,20 @@ pub(crate) fn describe_tool(name: &str, input: &Value) -> String {
 pub(crate) fn single_line(s: &str) -> String {
     s.trim().replace('\n', " ⏎ ")
 }
+
+/// Feeds `lines` to `parser` the way the stream reader does (trimmed, blank lines skipped).
+#[cfg(test)]
+pub(crate) fn parse_lines<'a>(mut parser: Box<dyn StreamParser>, lines: impl IntoIterator<Item = &'a str>) -> Parsed {
+    for line in lines.into_iter().map(str::trim).filter(|l| !l.is_empty()) {
+        parser.line(line);
+    }
+    parser.finish()
+}
+
+/// A captured CLI output under `tests/fixtures/cli/`, parsed by `parser`.
+#[cfg(test)]
+pub(crate) fn parse_fixture(parser: Box<dyn StreamParser>, name: &str) -> Parsed {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cli").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
+    parse_lines(parser, text.lines())
+}
