@@ -984,11 +984,12 @@ code{font:12.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .sw.crit{background:#fff;border:2.5px solid var(--crit)}
 .sw.phase{width:0;height:14px;border-left:1.5px dashed #8c959f;border-radius:0}
 .sw.x{width:13px;height:13px;border-radius:50%;background:var(--fail);color:#fff;font-size:10px;line-height:13px;text-align:center}
+.table-wrap{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{padding:4px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 th{background:var(--panel);font-weight:600;white-space:nowrap}
 td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.err{color:var(--fail);font-size:12px;min-width:220px;overflow-wrap:anywhere}
+td.err{color:var(--fail);font-size:12px;min-width:180px;overflow-wrap:anywhere}
 td.err.old{color:var(--muted)}
 td a{margin-right:8px;white-space:nowrap}
 td:first-child,td:nth-child(2),td:nth-child(3),td:nth-child(11){white-space:nowrap}
@@ -1149,7 +1150,8 @@ pub fn render(view: &RunView, graph: Option<&DependencyGraph>, records: &[Record
     }
 
     // Task table.
-    s.push_str("\n<h2>Tasks</h2>\n<table id=\"tasks\">\n<thead><tr><th>Task</th><th>Phase</th><th>Status</th><th>Duration</th><th>Attempts</th><th>QA iterations</th><th>Files changed</th><th>Review</th><th>Tokens</th><th>Cost</th><th>Logs</th><th>Last error</th></tr></thead>\n<tbody>\n");
+    // The table scrolls in its own box when it is wider than the window, never the page.
+    s.push_str("\n<h2>Tasks</h2>\n<div class=\"table-wrap\"><table id=\"tasks\">\n<thead><tr><th>Task</th><th>Phase</th><th>Status</th><th>Duration</th><th>Attempts</th><th title=\"QA iterations\">QA iter.</th><th title=\"files changed\">Files</th><th>Review</th><th>Tokens</th><th>Cost</th><th>Logs</th><th>Last error</th></tr></thead>\n<tbody>\n");
     for row in &report.tasks {
         let crit = critical.contains(row.id.as_str());
         // A merged task's error is history from an earlier attempt: shown muted, in full on hover.
@@ -1184,7 +1186,7 @@ pub fn render(view: &RunView, graph: Option<&DependencyGraph>, records: &[Record
             esc(&short(error, 150))
         );
     }
-    s.push_str("</tbody>\n</table>\n");
+    s.push_str("</tbody>\n</table></div>\n");
 
     // Everything that went wrong, in order.
     if !tl.problems.is_empty() || !report.conflicts.is_empty() {
