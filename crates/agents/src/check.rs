@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use fugue_core::plugin::PluginKind;
 use fugue_core::redact::{self, looks_secret};
-use fugue_core::{Agent, AgentSpec, Executor, Plan, PlanIssue, merge_config, pointer_join};
+use fugue_core::{Agent, AgentSpec, DriverKind, Executor, Plan, PlanIssue, merge_config, pointer_join};
 
 use crate::plugin::{PluginError, PluginHandle, open_plugin};
 use crate::{CommandAgent, DriverAgent, LocalExecutor, driver_refuses, template};
@@ -66,6 +66,26 @@ pub fn check_plan_agents(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
         }
         let used = plan.tasks.iter().any(|t| t.agent == *name)
             || plan.gates.review.as_on().and_then(|r| r.agent.as_deref()) == Some(name.as_str());
+        if let AgentSpec::Driver(d) = spec {
+            for (key, set, supported) in [
+                ("max_turns", d.max_turns.is_some(), matches!(d.driver, DriverKind::Claude)),
+                ("overrides", !d.overrides.is_empty(), matches!(d.driver, DriverKind::Codex)),
+                ("provider", d.provider.is_some(), matches!(d.driver, DriverKind::Codex | DriverKind::Opencode)),
+                ("disallowed_tools", !d.disallowed_tools.is_empty(), matches!(d.driver, DriverKind::Claude)),
+                ("allowed_tools", !d.allowed_tools.is_empty(), !matches!(d.driver, DriverKind::Aider)),
+            ] {
+                if set && !supported {
+                    issues.push(
+                        PlanIssue::warning(
+                            "driver/setting",
+                            pointer_join(&pointer_join("/agents", name), key),
+                            format!("the {} driver has no `{key}`: it is ignored", d.driver.name()),
+                        )
+                        .with_help("see the README's driver table for what each CLI supports; pass CLI flags with `args`"),
+                    );
+                }
+            }
+        }
         if let AgentSpec::Driver(d) = spec
             && used
         {
@@ -200,4 +220,25 @@ fn on_path(program: &str) -> bool {
             .map(|dir| dir.join(program))
             .any(|p| std::fs::metadata(&p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_a_driver_ignores_are_warned_about() {
+        let plan: Plan = serde_json::from_value(serde_json::json!({
+            "version": 1,
+            "agents": {
+                "g": { "driver": "gemini", "max_turns": 3, "overrides": { "a": "1" } },
+                "c": { "driver": "claude", "max_turns": 3 }
+            },
+            "tasks": [{ "id": "t", "agent": "c" }]
+        }))
+        .expect("plan");
+        let issues = check_plan_agents(&plan, Path::new("."));
+        let ignored: Vec<&str> = issues.iter().filter(|i| i.code == "driver/setting").map(|i| i.pointer.as_str()).collect();
+        assert_eq!(ignored, ["/agents/g/max_turns", "/agents/g/overrides"], "{issues:?}");
+    }
 }
