@@ -85,6 +85,49 @@ impl Group {
     }
 }
 
+/// Stops every agent an earlier fugue process started in `worktree` and left running (that
+/// fugue was killed: its agents live in process groups of their own and outlive it), and
+/// returns how many process groups it stopped. An agent is known by the `FUGUE_WORKTREE`
+/// every agent process gets (inherited by what it starts), so a user's own shell or build in
+/// that worktree is never touched; this process's own group is skipped. SIGTERM, up to `grace`,
+/// then SIGKILL. Reads `/proc`: elsewhere it finds nothing.
+pub async fn stop_leftover_agents(worktree: &std::path::Path, grace: Duration) -> usize {
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut marker = b"FUGUE_WORKTREE=".to_vec();
+    marker.extend_from_slice(worktree.as_os_str().as_bytes());
+    marker.push(0);
+    // SAFETY: getpgrp(2) cannot fail and touches no memory.
+    let own = unsafe { libc::getpgrp() };
+    let mut groups: BTreeSet<libc::pid_t> = BTreeSet::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else { return 0 };
+    for entry in procs.flatten() {
+        if !entry.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())) {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
+        // The variable's value is the whole entry: `…\0FUGUE_WORKTREE=<path>\0…`.
+        let found = environ.starts_with(&marker) || environ.windows(marker.len() + 1).any(|w| w[0] == 0 && w[1..] == marker[..]);
+        if !found {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // `pid (comm) state ppid pgrp …`, the command may hold spaces and parentheses.
+        let pgid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(2)).and_then(|g| g.parse::<libc::pid_t>().ok());
+        if let Some(pgid) = pgid.filter(|&g| g > 1 && g != own) {
+            groups.insert(pgid);
+        }
+    }
+    let mut stopped = 0;
+    for pgid in groups {
+        let group = Group { pgid };
+        if group.alive() {
+            group.stop(grace).await;
+            stopped += 1;
+        }
+    }
+    stopped
+}
+
 /// Counts the non-zombie processes of group `pgid` from `/proc`; `None` where there is no
 /// `/proc` to read.
 fn live_members(pgid: libc::pid_t) -> Option<usize> {

@@ -645,6 +645,21 @@ async fn reconcile(
             lp.emit(Event::Status { task: t.id.clone(), status: TaskStatus::Pending })?;
         }
     }
+    // Agents the dead run started live in process groups of their own and may still work in
+    // the worktrees the resumed attempts are about to use: stop them first, or two agents would
+    // edit one checkout. Only pool worktrees (absolute paths) are searched, and only for local
+    // agents: a cluster job is re-attached to, not stopped.
+    for (i, t) in plan.tasks.iter().enumerate() {
+        let Some(worktree) = lp.view.task(&t.id).worktree.clone().map(PathBuf::from) else { continue };
+        let local = shared.executor.name() == "local" && resume_at.get(&i).is_some_and(|at| at.job.is_none());
+        if !local || !worktree.is_absolute() || worktree == shared.repo {
+            continue;
+        }
+        let stopped = fugue_agents::stop_leftover_agents(&worktree, fugue_agents::CommandAgent::DEFAULT_GRACE).await;
+        if stopped > 0 {
+            tracing::warn!(task = %t.id, stopped, worktree = %worktree.display(), "stopped agents a killed run left running");
+        }
+    }
     // Slots the dead run held for tasks that are over go back to the pool.
     if let Some(pool) = shared.pool.clone() {
         let done: Vec<String> = plan.tasks.iter().filter(|t| lp.view.task(&t.id).status.is_terminal()).map(|t| t.id.to_string()).collect();

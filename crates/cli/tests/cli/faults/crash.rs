@@ -14,7 +14,7 @@
 //! Reproduce a failing trial with the seed and trial count it prints:
 //! `FUGUE_FAULT_SEED=<seed> FUGUE_FAULT_TRIALS=<n> cargo test -p fugue-cli --test cli faults::crash:: -- --ignored`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -236,4 +236,47 @@ fn a_merge_journaled_without_its_status_then_a_crashed_resume_merges_once() {
     let out = s.fugue(&["resume"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_invariants(&s, &super::torn::BLOCKING_TASKS);
+}
+
+/// `kill -9` of fugue while an agent works: the agent lives in a process group of its own and
+/// goes on (a real coding agent for minutes). `fugue resume` stops it before it runs the
+/// attempt again in the same worktree, so two agents never edit one checkout; a process of the
+/// user's that merely works in that worktree is left alone.
+#[test]
+fn resume_stops_the_agent_a_killed_run_left_working_in_the_worktree() {
+    let mut s = Scenario::new(|signals| {
+        let s = signals.display();
+        format!(
+            r#"version: 1
+base: main
+agents:
+  slow: {{ command: ["sh", "-c", "if [ -e {s}/resumed ]; then mkdir -p src/t && echo \"$FUGUE_TASK_ID $$\" > src/t/out.txt; else echo $$ > {s}/agent.pid; touch {s}/working; exec sleep 60; fi"] }}
+gates: {{ review: false }}
+tasks:
+  - {{ id: t, agent: slow, modifies: [src/t/**] }}
+"#
+        )
+    });
+    let mut run = s.spawn(&["run", "plan.yaml"]);
+    s.wait_signal("working");
+    let signals = s.root().join("signals");
+    let agent: u32 = std::fs::read_to_string(signals.join("agent.pid")).expect("pid").trim().parse().expect("a pid");
+    // The user's own process in the worktree, not started by fugue.
+    let worktree = PathBuf::from(s.events_of("attempt_started", "t")[0]["worktree"].as_str().expect("worktree"));
+    let mut bystander = std::process::Command::new("sleep").arg("60").current_dir(&worktree).spawn().expect("bystander");
+    run.kill().expect("kill -9");
+    let _ = run.wait();
+    assert!(super::alive(agent), "the agent outlived fugue, as agents do");
+    s.signal("resumed");
+    let out = s.fugue(&["resume"]);
+    let stopped = !super::alive(agent);
+    let bystander_alive = bystander.try_wait().expect("try_wait").is_none();
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    if !stopped || out.code != 0 {
+        let kept = s.keep();
+        panic!("resume exited {} (agent stopped: {stopped}), kept {}:\n{}\n{}", out.code, kept.display(), out.stdout, out.stderr);
+    }
+    assert!(bystander_alive, "a process that is no agent of fugue's is not touched");
+    assert_invariants(&s, &[Expect { id: "t", worktree: true, file: Some("src/t/out.txt") }]);
 }
