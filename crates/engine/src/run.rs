@@ -452,10 +452,14 @@ async fn drive(
         }),
     });
 
-    let work_dirs: Vec<PathBuf> = match &shared.pool {
+    let mut work_dirs: Vec<PathBuf> = match &shared.pool {
         Some(pool) => vec![pool.dir().to_path_buf()],
         None => vec![shared.repo.clone()],
     };
+    // Driven CLIs keep their per-slot config and sessions there: a cluster's nodes write it too.
+    if plan.agents.values().any(|a| matches!(a, fugue_core::AgentSpec::Driver(d) if d.isolate_sessions)) {
+        work_dirs.push(shared.state_dir.join("fugue").join("sessions"));
+    }
     crate::exec::preflight(executor.as_ref(), &work_dirs).await?;
 
     let mut machine = PhaseMachine::from_plan(sealed.execution_plan()).with_priorities(sealed.priorities());
