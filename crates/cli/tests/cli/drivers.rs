@@ -15,56 +15,67 @@ use crate::agents::model::ScriptedModel;
 use crate::agents::{CLAUDE_MODEL, CODEX_KEY_ENV, CODEX_MODEL, agent_command, agent_temp, claude_env, codex_env, init_repo, require_cli};
 use crate::{GIT_IDENTITY, Output, git};
 
-/// A repository, a fresh HOME, the scripted model and the environment for fugue.
-struct Setup {
+/// A repository, a fresh HOME, the scripted model and the environment for fugue (shared with
+/// `more_drivers`).
+pub(crate) struct Setup {
     _tmp: tempfile::TempDir,
-    repo: PathBuf,
-    model: ScriptedModel,
-    env: Vec<(String, String)>,
+    pub(crate) root: PathBuf,
+    pub(crate) repo: PathBuf,
+    pub(crate) home: PathBuf,
+    pub(crate) model: ScriptedModel,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl Setup {
-    fn claude(test: &str) -> Option<Self> {
-        require_cli("claude", test)?;
-        let (tmp, repo, home) = dirs();
+    /// A setup for `cli` (skipped when it is not on PATH) whose environment `env` makes from
+    /// the model and the fresh HOME.
+    pub(crate) fn with_env(cli: &str, test: &str, env: impl FnOnce(&ScriptedModel, &Path) -> Vec<(String, String)>) -> Option<Self> {
+        require_cli(cli, test)?;
+        let tmp = agent_temp();
+        let root = tmp.path().to_path_buf();
+        let repo = root.join("repo");
+        let home = root.join("home");
+        std::fs::create_dir_all(&repo).expect("mkdir repo");
+        std::fs::create_dir_all(&home).expect("mkdir home");
+        init_repo(&repo);
         let model = ScriptedModel::start();
-        let env = claude_env(&model, &home);
-        Some(Self { _tmp: tmp, repo, model, env })
+        let env = env(&model, &home);
+        Some(Self { _tmp: tmp, root, repo, home, model, env })
+    }
+
+    fn claude(test: &str) -> Option<Self> {
+        Self::with_env("claude", test, claude_env)
     }
 
     fn codex(test: &str) -> Option<Self> {
-        require_cli("codex", test)?;
-        let (tmp, repo, home) = dirs();
-        let model = ScriptedModel::start();
         // The user's own CODEX_HOME; fugue gives each slot one of its own, seeded from it.
-        let env = codex_env(&model, &home, &home.join(".codex"));
-        Some(Self { _tmp: tmp, repo, model, env })
+        Self::with_env("codex", test, |model, home| codex_env(model, home, &home.join(".codex")))
     }
 
     /// `fugue ARGS` in the repository root, as a user runs it.
-    fn fugue(&self, args: &[&str]) -> Output {
+    pub(crate) fn fugue(&self, args: &[&str]) -> Output {
         let mut cmd = agent_command(Path::new(env!("CARGO_BIN_EXE_fugue")), &self.repo, &self.env);
         cmd.env("NO_COLOR", "1").envs(GIT_IDENTITY);
         cmd.args(args).output().expect("run fugue").into()
     }
 
-    fn run(&self, plan: &str) -> Output {
+    pub(crate) fn run(&self, plan: &str) -> Output {
         std::fs::write(self.repo.join("plan.yaml"), plan).expect("write the plan");
         self.fugue(&["run", "plan.yaml"])
     }
 
     /// The file on `main` (not in a worktree).
-    fn on_main(&self, path: &str) -> Option<String> {
+    pub(crate) fn on_main(&self, path: &str) -> Option<String> {
         let (ok, text) = crate::git_try(&self.repo, &["show", &format!("main:{path}")]);
         ok.then_some(text)
     }
 
-    fn journal(&self) -> Vec<Value> {
+    pub(crate) fn journal(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(self.repo.join(".claude/fugue/journal.ndjson")).expect("journal");
         text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
-    fn events(&self, kind: &str, task: &str) -> Vec<Value> {
+    pub(crate) fn events(&self, kind: &str, task: &str) -> Vec<Value> {
         self.journal().into_iter().filter(|e| e["event"] == kind && e["task"] == task).collect()
     }
 
@@ -81,26 +92,16 @@ impl Setup {
     }
 }
 
-fn dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let tmp = agent_temp();
-    let repo = tmp.path().join("repo");
-    let home = tmp.path().join("home");
-    std::fs::create_dir_all(&repo).expect("mkdir repo");
-    std::fs::create_dir_all(&home).expect("mkdir home");
-    init_repo(&repo);
-    (tmp, repo, home)
-}
-
 fn claude_agent(extra: &str) -> String {
     format!("{{ driver: claude, model: {CLAUDE_MODEL}, timeout: 2m{extra} }}")
 }
 
-fn assert_ran(out: &Output, code: i32) {
+pub(crate) fn assert_ran(out: &Output, code: i32) {
     assert_eq!(out.code, code, "fugue exited {} (want {code})\nstdout:\n{}\nstderr:\n{}", out.code, out.stdout, out.stderr);
 }
 
 /// A task whose verify fails until `file` holds `want`, printing the line that says so.
-fn fixing_task(id: &str, agent: &str, file: &str, want: &str) -> String {
+pub(crate) fn fixing_task(id: &str, agent: &str, file: &str, want: &str) -> String {
     format!(
         "  - id: {id}\n    agent: {agent}\n    prompt: \"@write {file} broken\"\n    modifies: [\"{file}\"]\n    \
          verify: [\"sh -c 'grep -qx {want} {file} || {{ echo \\\"WANT {file}={want}\\\"; exit 1; }}'\"]\n"
@@ -390,7 +391,7 @@ fn the_claude_agent_fugue_init_writes_works_as_it_is() {
 #[test]
 fn the_codex_agent_fugue_init_writes_works_as_it_is() {
     let Some(s) = Setup::codex("fugue_init_codex") else { return };
-    let home = s.env.iter().find(|(k, _)| k == "HOME").map(|(_, v)| PathBuf::from(v)).expect("HOME");
+    let home = s.home.clone();
     let config = format!(
         "model = \"{CODEX_MODEL}\"\nmodel_provider = \"scripted\"\n\n[features]\nplugins = false\n\n[analytics]\nenabled = false\n\n\
          [model_providers.scripted]\nname = \"scripted\"\nbase_url = \"{}/v1\"\nenv_key = \"{CODEX_KEY_ENV}\"\nwire_api = \"responses\"\n\

@@ -14,13 +14,10 @@
 //! Each test skips with a loud `SKIPPED:` line when its CLI is not on `PATH`, unless
 //! `FUGUE_AGENT_CLIS_REQUIRED=1`.
 
-use std::path::{Path, PathBuf};
-
 use serde_json::{Value, json};
 
-use crate::agents::model::ScriptedModel;
-use crate::agents::{agent_command, agent_temp, init_repo, require_cli};
-use crate::{GIT_IDENTITY, Output};
+use crate::Output;
+use crate::drivers::{Setup, assert_ran, fixing_task};
 
 /// The model the Gemini agent pins (`-m`): without one Gemini CLI asks its router model first.
 const GEMINI_MODEL: &str = "gemini-2.5-flash";
@@ -33,37 +30,21 @@ const OPENCODE_UNPRICED: &str = "free-model";
 /// aider's model (`openai/<id>` goes to `OPENAI_API_BASE`).
 const AIDER_MODEL: &str = "openai/gpt-test";
 
-/// A repository, a fresh HOME, the scripted model and the environment for fugue.
-struct Setup {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    repo: PathBuf,
-    home: PathBuf,
-    model: ScriptedModel,
-    env: Vec<(String, String)>,
-}
-
 impl Setup {
+    /// `cli` with a fresh HOME and the server as the proxy that refuses the internet.
     fn new(cli: &str, test: &str) -> Option<Self> {
-        require_cli(cli, test)?;
-        let tmp = agent_temp();
-        let root = tmp.path().to_path_buf();
-        let repo = root.join("repo");
-        let home = root.join("home");
-        std::fs::create_dir_all(&home).expect("mkdir home");
-        init_repo(&repo);
-        let model = ScriptedModel::start();
-        let url = model.base_url();
-        let env = [
-            ("HOME", home.display().to_string()),
-            ("HTTPS_PROXY", url.clone()),
-            ("HTTP_PROXY", url),
-            ("NO_PROXY", "127.0.0.1,localhost".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        Some(Self { _tmp: tmp, root, repo, home, model, env })
+        Self::with_env(cli, test, |model, home| {
+            let url = model.base_url();
+            [
+                ("HOME", home.display().to_string()),
+                ("HTTPS_PROXY", url.clone()),
+                ("HTTP_PROXY", url),
+                ("NO_PROXY", "127.0.0.1,localhost".to_owned()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect()
+        })
     }
 
     /// Gemini CLI: the user's `~/.gemini/settings.json` chooses API-key auth (else it exits 41,
@@ -130,33 +111,6 @@ impl Setup {
         )
     }
 
-    /// `fugue ARGS` in the repository root, as a user runs it.
-    fn fugue(&self, args: &[&str]) -> Output {
-        let mut cmd = agent_command(Path::new(env!("CARGO_BIN_EXE_fugue")), &self.repo, &self.env);
-        cmd.env("NO_COLOR", "1").envs(GIT_IDENTITY);
-        cmd.args(args).output().expect("run fugue").into()
-    }
-
-    fn run(&self, plan: &str) -> Output {
-        std::fs::write(self.repo.join("plan.yaml"), plan).expect("write the plan");
-        self.fugue(&["run", "plan.yaml"])
-    }
-
-    /// The file on `main` (not in a worktree).
-    fn on_main(&self, path: &str) -> Option<String> {
-        let (ok, text) = crate::git_try(&self.repo, &["show", &format!("main:{path}")]);
-        ok.then_some(text)
-    }
-
-    fn journal(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(self.repo.join(".claude/fugue/journal.ndjson")).expect("journal");
-        text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-    }
-
-    fn events(&self, kind: &str, task: &str) -> Vec<Value> {
-        self.journal().into_iter().filter(|e| e["event"] == kind && e["task"] == task).collect()
-    }
-
     /// The `CONNECT`s the server saw as `HTTPS_PROXY`: attempts to reach the internet.
     fn network_attempts(&self) -> Vec<String> {
         self.model.requests().into_iter().filter(|r| r.method == "CONNECT").map(|r| r.path).collect()
@@ -166,18 +120,6 @@ impl Setup {
     fn agent_log(&self, task: &str) -> String {
         std::fs::read_to_string(self.repo.join(format!(".claude/logs/{task}.agent.log"))).unwrap_or_default()
     }
-}
-
-fn assert_ran(out: &Output, code: i32) {
-    assert_eq!(out.code, code, "fugue exited {} (want {code})\nstdout:\n{}\nstderr:\n{}", out.code, out.stdout, out.stderr);
-}
-
-/// A task whose verify fails until `file` holds `want`, printing the line that says so.
-fn fixing_task(id: &str, agent: &str, file: &str, want: &str) -> String {
-    format!(
-        "  - id: {id}\n    agent: {agent}\n    prompt: \"@write {file} broken\"\n    modifies: [\"{file}\"]\n    \
-         verify: [\"sh -c 'grep -qx {want} {file} || {{ echo \\\"WANT {file}={want}\\\"; exit 1; }}'\"]\n"
-    )
 }
 
 /// Two parallel writing tasks and the fixing task, all with `agent`.
