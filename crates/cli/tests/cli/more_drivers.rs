@@ -33,18 +33,7 @@ const AIDER_MODEL: &str = "openai/gpt-test";
 impl Setup {
     /// `cli` with a fresh HOME and the server as the proxy that refuses the internet.
     fn new(cli: &str, test: &str) -> Option<Self> {
-        Self::with_env(cli, test, |model, home| {
-            let url = model.base_url();
-            [
-                ("HOME", home.display().to_string()),
-                ("HTTPS_PROXY", url.clone()),
-                ("HTTP_PROXY", url),
-                ("NO_PROXY", "127.0.0.1,localhost".to_owned()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect()
-        })
+        Self::with_env(cli, test, crate::agents::offline_env)
     }
 
     /// Gemini CLI: the user's `~/.gemini/settings.json` chooses API-key auth (else it exits 41,

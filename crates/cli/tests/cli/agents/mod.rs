@@ -71,23 +71,30 @@ pub(crate) fn init_repo(dir: &Path) {
 /// the server as `HTTPS_PROXY` so any attempt to reach the internet is recorded (a `CONNECT`)
 /// and refused. Add `CLAUDE_CONFIG_DIR` for a config dir other than `$HOME/.claude`.
 pub(crate) fn claude_env(model: &ScriptedModel, home: &Path) -> Vec<(String, String)> {
+    let mut env = offline_env(model, home);
+    env.extend(
+        [
+            ("ANTHROPIC_BASE_URL", model.base_url()),
+            ("ANTHROPIC_API_KEY", "sk-ant-scripted".into()),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".into()),
+            ("DISABLE_TELEMETRY", "1".into()),
+            ("DISABLE_AUTOUPDATER", "1".into()),
+            ("DISABLE_ERROR_REPORTING", "1".into()),
+            ("CLAUDE_CODE_MAX_RETRIES", "0".into()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    env
+}
+
+/// `home` as `HOME`, and the server as the proxy for everything but loopback, so any attempt
+/// to reach the internet is recorded (a `CONNECT`) and refused: the environment every agent
+/// CLI test starts from.
+pub(crate) fn offline_env(model: &ScriptedModel, home: &Path) -> Vec<(String, String)> {
     let url = model.base_url();
-    [
-        ("HOME", home.display().to_string()),
-        ("ANTHROPIC_BASE_URL", url.clone()),
-        ("ANTHROPIC_API_KEY", "sk-ant-scripted".into()),
-        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".into()),
-        ("DISABLE_TELEMETRY", "1".into()),
-        ("DISABLE_AUTOUPDATER", "1".into()),
-        ("DISABLE_ERROR_REPORTING", "1".into()),
-        ("CLAUDE_CODE_MAX_RETRIES", "0".into()),
-        ("HTTPS_PROXY", url.clone()),
-        ("HTTP_PROXY", url),
-        ("NO_PROXY", "127.0.0.1,localhost".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+    [("HOME", home.display().to_string()), ("HTTPS_PROXY", url.clone()), ("HTTP_PROXY", url), ("NO_PROXY", "127.0.0.1,localhost".into())]
+        .map(|(k, v)| (k.to_owned(), v))
+        .to_vec()
 }
 
 /// The flags of a headless Claude Code run that may edit its working directory:
@@ -104,18 +111,10 @@ pub(crate) fn claude_args(prompt: &str) -> Vec<String> {
 /// that does not exist.
 pub(crate) fn codex_env(model: &ScriptedModel, home: &Path, codex_home: &Path) -> Vec<(String, String)> {
     std::fs::create_dir_all(codex_home).expect("mkdir CODEX_HOME");
-    let url = model.base_url();
-    [
-        ("HOME", home.display().to_string()),
-        ("CODEX_HOME", codex_home.display().to_string()),
-        (CODEX_KEY_ENV, "sk-scripted".into()),
-        ("HTTPS_PROXY", url.clone()),
-        ("HTTP_PROXY", url),
-        ("NO_PROXY", "127.0.0.1,localhost".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+    let mut env = offline_env(model, home);
+    env.push(("CODEX_HOME".to_owned(), codex_home.display().to_string()));
+    env.push((CODEX_KEY_ENV.to_owned(), "sk-scripted".to_owned()));
+    env
 }
 
 /// The `-c` overrides that point Codex at `model` with no `config.toml`, with no retries, no
