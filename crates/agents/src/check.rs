@@ -115,7 +115,67 @@ pub fn check_plan_agents(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
             }
         }
     }
+    issues.extend(check_plan_budgets(plan));
     issues.extend(check_plan_plugins(plan, plan_dir));
+    issues
+}
+
+/// Budgets that cannot hold as written: a budget on a task whose agent reports no spend, a
+/// dollar budget over a CLI that reports no cost with no price for its model, and a run that
+/// lets agents without a budget of their own `finish` after its budget is spent.
+fn check_plan_budgets(plan: &Plan) -> Vec<PlanIssue> {
+    let mut issues = Vec::new();
+    let run_usd = plan.budget.is_some_and(|b| b.usd.is_some());
+    for (i, task) in plan.tasks.iter().enumerate() {
+        let Some(spec) = plan.agents.get(&task.agent) else { continue };
+        let budget = plan.budget_of(task);
+        let at = format!("/tasks/{i}");
+        if (budget.is_some() || plan.budget.is_some()) && !spec.reports_usage() {
+            issues.push(
+                PlanIssue::warning(
+                    "budget/unmetered",
+                    pointer_join(&at, "agent"),
+                    format!("agent `{}` reports no tokens or cost: the budget cannot see what this task spends", task.agent),
+                )
+                .with_help("budgets are enforced from what driven CLIs report (`driver: claude|codex|gemini|aider|opencode`)"),
+            );
+            continue;
+        }
+        let AgentSpec::Driver(d) = spec else { continue };
+        let wants_usd = run_usd || budget.is_some_and(|b| b.usd.is_some());
+        let cli_costs = matches!(d.driver, DriverKind::Claude | DriverKind::Opencode | DriverKind::Aider);
+        let priced = d.model.as_ref().is_some_and(|m| plan.prices.contains_key(m));
+        if wants_usd && !cli_costs && !priced {
+            let help = match &d.model {
+                Some(m) => format!("add `prices: {{ {m}: {{ input: …, output: …, cache_read: … }} }}` (US dollars per million tokens)"),
+                None => format!("set `agents.{}.model` and give it a price under `prices`, or use a `tokens` budget", task.agent),
+            };
+            issues.push(
+                PlanIssue::warning(
+                    "budget/no-price",
+                    pointer_join(&pointer_join("/agents", &task.agent), "model"),
+                    format!("the {} CLI reports tokens but no cost, and no price is known for its model: its dollars count as unknown, not against the budget", d.driver.name()),
+                )
+                .with_help(help),
+            );
+        }
+    }
+    if let Some(b) = plan.budget
+        && b.on_exhausted == fugue_core::OnExhausted::Finish
+        && plan.tasks.iter().any(|t| plan.budget_of(t).is_none())
+    {
+        issues.push(
+            PlanIssue::warning(
+                "budget/unbounded-finish",
+                "/budget/on_exhausted".to_owned(),
+                "with `finish`, agents of tasks without a budget run on after the run's budget is spent, with no bound on what they spend",
+            )
+            .with_help("set `budget.per_task` (or budgets on the tasks or agents), or use `on_exhausted: stop`"),
+        );
+    }
+    // One warning per agent is enough.
+    let mut seen = std::collections::HashSet::new();
+    issues.retain(|i| seen.insert((i.code.clone(), i.pointer.clone())));
     issues
 }
 
@@ -240,5 +300,40 @@ mod tests {
         let issues = check_plan_agents(&plan, Path::new("."));
         let ignored: Vec<&str> = issues.iter().filter(|i| i.code == "driver/setting").map(|i| i.pointer.as_str()).collect();
         assert_eq!(ignored, ["/agents/g/max_turns", "/agents/g/overrides"], "{issues:?}");
+    }
+
+    #[test]
+    fn budgets_that_cannot_hold_as_written_are_warned_about() {
+        let plan: Plan = serde_json::from_value(serde_json::json!({
+            "version": 1,
+            "budget": { "usd": 5.0, "on_exhausted": "finish" },
+            "prices": { "priced-model": { "input": 1.0, "output": 2.0 } },
+            "agents": {
+                "script": { "command": ["true"] },
+                "codex": { "driver": "codex", "model": "gpt-x" },
+                "priced": { "driver": "codex", "model": "priced-model" },
+                "claude": { "driver": "claude" }
+            },
+            "tasks": [
+                { "id": "a", "agent": "script" },
+                { "id": "b", "agent": "codex" },
+                { "id": "c", "agent": "codex" },
+                { "id": "d", "agent": "priced" },
+                { "id": "e", "agent": "claude", "budget": { "usd": 1.0 } }
+            ]
+        }))
+        .expect("plan");
+        let issues = check_plan_budgets(&plan);
+        let found: Vec<(&str, &str)> = issues.iter().map(|i| (i.code.as_str(), i.pointer.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                ("budget/unmetered", "/tasks/0/agent"),
+                ("budget/no-price", "/agents/codex/model"),
+                ("budget/unbounded-finish", "/budget/on_exhausted"),
+            ],
+            "once per agent; a priced model and a CLI that reports its cost are fine: {issues:?}"
+        );
+        assert!(issues[1].help.as_deref().is_some_and(|h| h.contains("prices: { gpt-x:")), "{issues:?}");
     }
 }

@@ -48,5 +48,5 @@ pub use plugin::{
     resolve_plugin, resolve_plugin_in, validate_config,
 };
 pub use presets::{Preset, preset, presets};
-pub use process::{kill_all_agents, stop_leftover_agents};
+pub use process::{kill_all_agents, stop_leftover_agents, wait_for_stopped_agents};
 pub use slurm::{SlurmError, SlurmExecutor, cancel_all_jobs, executor_from_spec};

@@ -216,10 +216,29 @@ impl Drop for GroupGuard {
                 group.signal(libc::SIGKILL);
             }
         });
-        if killer.is_err() {
+        match killer {
+            Ok(handle) => stopping().push(handle),
             // No thread to wait with: do not leave the group running.
-            group.signal(libc::SIGKILL);
+            Err(_) => {
+                group.signal(libc::SIGKILL);
+            }
         }
+    }
+}
+
+/// The threads stopping groups whose runs were dropped (cancelled): SIGTERM sent, SIGKILL
+/// after the grace period if the group is still alive.
+fn stopping() -> std::sync::MutexGuard<'static, Vec<std::thread::JoinHandle<()>>> {
+    static STOPPING: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> = std::sync::Mutex::new(Vec::new());
+    STOPPING.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Waits until every agent group stopped by a cancelled run is gone (at most its grace period,
+/// then it is killed): a run that stopped agents does not end while they still work.
+pub fn wait_for_stopped_agents() {
+    let handles = std::mem::take(&mut *stopping());
+    for h in handles {
+        let _ = h.join();
     }
 }
 

@@ -222,6 +222,12 @@ fn describe(e: &Event) -> Option<String> {
         Event::MergeConflicted { task, files } => format!("{task}: merge conflict in {}", files.join(", ")),
         Event::AttemptFailed { task, attempt, reason } => format!("{task}: attempt {attempt} failed: {reason}"),
         Event::Interrupted { reason } => format!("interrupted: {reason}"),
+        Event::BudgetExceeded { scope: fugue_engine::events::BudgetScope::Task, task, limit, spent, .. } => {
+            format!("{task}: its budget of {limit} is spent ({}): stopping its agent", spent.brief())
+        }
+        Event::BudgetExceeded { limit, spent, .. } => {
+            format!("the run's budget of {limit} is spent ({}): dispatching stops", spent.brief())
+        }
         Event::RunFinished { outcome } => format!("run finished: {outcome:?}"),
         _ => return None,
     })
@@ -261,6 +267,7 @@ mod tests {
             denials: denials.iter().map(|d| (*d).to_owned()).collect(),
             failure,
             final_message: None,
+            priced: false,
         }
     }
 

@@ -69,6 +69,10 @@ pub struct AgentContext {
     /// session directories); `None` leaves the CLIs their usual places.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions_dir: Option<PathBuf>,
+    /// What is left of the task's budget for this run. fugue enforces it from the usage the
+    /// agent reports; an agent whose CLI has a limit of its own passes it on as well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<crate::Budget>,
 }
 
 impl AgentContext {
@@ -95,6 +99,7 @@ impl AgentContext {
             read_only: false,
             activity: None,
             sessions_dir: None,
+            budget: None,
         }
     }
 }

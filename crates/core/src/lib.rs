@@ -14,6 +14,7 @@
 //! file, line and column.
 
 mod agent;
+mod budget;
 mod command;
 mod diag;
 mod duration;
@@ -36,6 +37,7 @@ pub mod time;
 pub mod load;
 
 pub use agent::{Activity, ActivityObserver, Agent, AgentContext, AgentError, AgentOutcome, AgentReport, FailureKind, Usage};
+pub use budget::{Budget, OnExhausted, Price, Prices, RunBudget, Spend, priced};
 pub use command::{CommandLine, CommandLineError};
 pub use diag::{IssueLevel, PlanIssue, pointer_join, pointer_token};
 pub use duration::{DURATION_PATTERN, DurationError, HumanDuration};

@@ -12,7 +12,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{CommandLine, HumanDuration, Pattern, Phase, Scope, TaskId};
+use crate::{Budget, CommandLine, HumanDuration, Pattern, Phase, Prices, RunBudget, Scope, TaskId};
 
 /// The version of the plan format this build reads.
 pub const PLAN_VERSION: u32 = 1;
@@ -49,6 +49,12 @@ pub struct Plan {
     /// How agent processes are started.
     #[serde(default)]
     pub executor: ExecutorSpec,
+    /// What the whole run may spend, and the default budget of each task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<RunBudget>,
+    /// Prices per model (US dollars per million tokens), for CLIs that report tokens but no cost.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prices: Prices,
     /// The tasks.
     #[schemars(length(min = 1))]
     pub tasks: Vec<TaskSpec>,
@@ -63,6 +69,15 @@ impl Plan {
     /// The effective isolation of a task.
     pub fn isolation_of(&self, task: &TaskSpec) -> Isolation {
         task.isolation.unwrap_or(self.isolation)
+    }
+
+    /// A task's budget: its own limits, else its agent's, else the run's `per_task` (each
+    /// limit separately); `None` when no limit applies.
+    pub fn budget_of(&self, task: &TaskSpec) -> Option<Budget> {
+        let own = task.budget.unwrap_or_default();
+        let agent = self.agents.get(&task.agent).and_then(AgentSpec::budget).unwrap_or_default();
+        let run = self.budget.and_then(|b| b.per_task).unwrap_or_default();
+        Some(own.or(agent).or(run)).filter(|b| !b.is_empty())
     }
 }
 
@@ -184,6 +199,27 @@ impl AgentSpec {
             AgentSpec::Driver(d) => d.timeout.map(|t| t.0),
         }
     }
+
+    /// The budget of each task the agent runs, if it has one.
+    pub fn budget(&self) -> Option<Budget> {
+        match self {
+            AgentSpec::Driver(d) => d.budget,
+            AgentSpec::Command(_) | AgentSpec::Plugin(_) => None,
+        }
+    }
+
+    /// The model a driven CLI is told to use (what the plan's `prices` are looked up by).
+    pub fn model(&self) -> Option<&str> {
+        match self {
+            AgentSpec::Driver(d) => d.model.as_deref(),
+            AgentSpec::Command(_) | AgentSpec::Plugin(_) => None,
+        }
+    }
+
+    /// Whether the agent reports what it spends (only driven CLIs do).
+    pub fn reports_usage(&self) -> bool {
+        matches!(self, AgentSpec::Driver(_))
+    }
 }
 
 /// The coding-agent CLIs fugue has a driver for.
@@ -301,6 +337,9 @@ pub struct DriverAgentSpec {
     /// user's login), so that concurrent sessions do not corrupt shared state. Default true.
     #[serde(default = "default_true")]
     pub isolate_sessions: bool,
+    /// What each task this agent runs may spend (over all its attempts and iterations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
 }
 
 fn default_true() -> bool {
@@ -325,6 +364,7 @@ impl DriverAgentSpec {
             timeout: None,
             feedback: FeedbackMode::default(),
             isolate_sessions: true,
+            budget: None,
         }
     }
 }
@@ -623,6 +663,10 @@ pub struct TaskSpec {
     /// it, an iteration that changed nothing is rejected.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_empty: bool,
+    /// What this task may spend over all its attempts and iterations (each limit overrides
+    /// its agent's and the run's `per_task`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
 }
 
 /// The default task estimate.

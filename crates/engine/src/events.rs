@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use fugue_core::QaVerdict;
-use fugue_core::{AgentOutcome, FailureKind, GateReport, Phase, TaskId, TaskStatus, Usage};
+use fugue_core::{AgentOutcome, Budget, FailureKind, GateReport, Phase, Spend, TaskId, TaskStatus, Usage};
 
 /// How the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -20,6 +20,23 @@ pub enum RunOutcome {
     Failed,
     /// Stopped by a signal or an error; resumable.
     Interrupted,
+    /// The run's budget is spent: tasks are left to do; `fugue resume` with a raised budget
+    /// continues.
+    BudgetExhausted,
+}
+
+fn is_zero(s: &Spend) -> bool {
+    *s == Spend::default()
+}
+
+/// Which budget a `budget_exceeded` event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetScope {
+    /// One task's budget.
+    Task,
+    /// The whole run's.
+    Run,
 }
 
 /// One thing that happened.
@@ -126,6 +143,40 @@ pub enum Event {
         /// The agent's last message (clipped).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         final_message: Option<String>,
+        /// `usage.cost_usd` was computed from the plan's `prices` (the CLI reported no cost).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        priced: bool,
+    },
+    /// A task was let in under the run's budget, holding a reservation of what it may still
+    /// spend (its budget left) until it ends.
+    BudgetReserved {
+        /// The task.
+        task: TaskId,
+        /// What it holds: its budget left, in the limits the run has (0 for an uncapped task).
+        reserved: Spend,
+        /// What the run had spent and held for the tasks in flight before it (the admission
+        /// check is `claimed + reserved <= limit`).
+        claimed: Spend,
+        /// The run's budget in force.
+        limit: Budget,
+    },
+    /// A budget was reached: the task's (its agent is stopped and the attempt fails) or the
+    /// run's (nothing more is dispatched; running agents stop or finish, as the plan says).
+    BudgetExceeded {
+        /// `task` or `run`.
+        scope: BudgetScope,
+        /// The task whose reading reached it.
+        task: TaskId,
+        /// The limit reached (`$0.5000`, `8000 tokens`).
+        limit: String,
+        /// What the task (scope `task`) or the run (scope `run`) had spent with that reading.
+        spent: Spend,
+        /// The reading's own increment: how far one step of the agent went.
+        step: Spend,
+        /// What may still come from steps in flight when the agents are stopped: one step (the
+        /// largest each has taken) per agent stopped. With `step`, the documented overshoot bound.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        in_flight: Spend,
     },
     /// What a running agent is doing (the tool it runs, its last message) and what it has
     /// spent so far. Live information: nothing replays it but progress and status.

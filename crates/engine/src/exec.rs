@@ -73,6 +73,15 @@ pub(crate) struct ActivityJournal {
     pub(crate) iteration: u32,
     pub(crate) send: Arc<dyn Fn(Event) + Send + Sync>,
     pub(crate) last: std::sync::Mutex<Option<(String, std::time::Instant)>>,
+    /// Where every reading goes first (unthrottled), for the budgets.
+    pub(crate) meter: Option<MeterRef>,
+}
+
+/// A task's meter in the run's budgets, and the agent whose model prices its readings.
+pub(crate) struct MeterRef {
+    pub(crate) budgets: Arc<crate::budget::Budgets>,
+    pub(crate) index: usize,
+    pub(crate) agent: String,
 }
 
 impl ActivityJournal {
@@ -91,6 +100,16 @@ impl std::fmt::Debug for ActivityJournal {
 
 impl fugue_core::ActivityObserver for ActivityJournal {
     fn activity(&self, activity: &fugue_core::Activity) {
+        let usage = match &self.meter {
+            Some(m) => {
+                let (usage, _) = m.budgets.price(&m.agent, activity.usage);
+                for e in m.budgets.reading(m.index, usage) {
+                    (self.send)(e);
+                }
+                usage
+            }
+            None => activity.usage,
+        };
         {
             let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let now = std::time::Instant::now();
@@ -107,7 +126,7 @@ impl fugue_core::ActivityObserver for ActivityJournal {
             attempt: self.attempt,
             iteration: self.iteration,
             doing: activity.doing.clone(),
-            usage: activity.usage,
+            usage,
         });
     }
 }

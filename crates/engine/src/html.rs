@@ -148,7 +148,8 @@ pub fn write(state_dir: &Path, out: &Path) -> Result<(), EngineError> {
     let replay = crate::journal::read(&crate::journal_path(state_dir))?;
     let view = RunView::from_records(&replay.records);
     let logs = TaskLogs::find(state_dir, out);
-    let html = render(&view, run.graph.as_ref(), &replay.records, &logs);
+    let plan = crate::report::saved_plan(state_dir);
+    let html = render_for(&view, run.graph.as_ref(), &replay.records, &logs, plan.as_ref());
     let html = fugue_core::redact::redact_str(&html);
     fugue_core::state::write_atomic(out, html.as_bytes()).map_err(|e| EngineError::io("write the HTML report to", out, e))
 }
@@ -942,6 +943,8 @@ code{font:12.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .card{flex:1 1 170px;background:var(--panel);border:1px solid var(--line);border-radius:6px;padding:6px 10px}
 .card b{display:block;font-size:19px}
 .card span{color:var(--muted);font-size:12px}
+.card.metric.met b{color:var(--merge)}
+.card.metric.missed b{color:var(--fail)}
 .chart{display:block;max-width:100%;height:auto;font-size:11.5px}
 .chart text{fill:var(--ink)}
 .grid{stroke:#e6e9ed;stroke-width:1}
@@ -1004,7 +1007,18 @@ footer{margin-top:18px;color:var(--muted);font-size:12px}
 /// [`journal::read`](crate::journal::read)), `view` their replay, `graph` the planned graph
 /// if there is one, `logs` the links to put in the task table.
 pub fn render(view: &RunView, graph: Option<&DependencyGraph>, records: &[Record], logs: &TaskLogs) -> String {
-    let report = crate::report::build(view, graph);
+    render_for(view, graph, records, logs, None)
+}
+
+/// [`render`] with the run's saved plan, whose budgets the page shows.
+pub fn render_for(
+    view: &RunView,
+    graph: Option<&DependencyGraph>,
+    records: &[Record],
+    logs: &TaskLogs,
+    plan: Option<&fugue_core::Plan>,
+) -> String {
+    let report = crate::report::build_for(view, graph, plan);
     let tl = replay(records, view);
     let lanes = lanes(&tl.attempts);
     let critical: HashSet<&str> =
@@ -1057,6 +1071,25 @@ pub fn render(view: &RunView, graph: Option<&DependencyGraph>, records: &[Record
         report.estimated_speedup,
         estimate.map(|e| format!(" ({:.0} s → {:.0} s)", e.sequential_s, e.parallel_s)).unwrap_or_default()
     );
+    // The playbook's efficiency metrics, against its targets (definitions in `metrics`).
+    for (name, m, target) in report.efficiency.rows() {
+        let class = match m.met {
+            Some(true) => " met",
+            Some(false) => " missed",
+            None => "",
+        };
+        let _ = write!(
+            s,
+            r#"<div class="card metric{class}" data-metric="{}"><b>{}</b><span>{} (target {})</span></div>"#,
+            esc(&name.to_lowercase().replace([' ', '-'], "_")),
+            esc(&m.text()),
+            esc(name),
+            esc(target)
+        );
+    }
+    if let Some(b) = &report.budget {
+        let _ = write!(s, r#"<div class="card" id="budget"><b>run budget</b><span>{}</span></div>"#, esc(&b.text()));
+    }
     let _ = write!(
         s,
         r#"<div class="card" id="concurrency-figures"><b>peak {} · mean {:.2}</b><span>agents busy at once (mean while any was busy)</span></div>"#,
@@ -1201,6 +1234,7 @@ pub fn render(view: &RunView, graph: Option<&DependencyGraph>, records: &[Record
         Some(RunOutcome::Success) => "finished successfully",
         Some(RunOutcome::Failed) => "finished with failures",
         Some(RunOutcome::Interrupted) => "was interrupted (continue it with `fugue resume`)",
+        Some(RunOutcome::BudgetExhausted) => "stopped: its budget is spent (continue it with `fugue resume --budget-usd/--budget-tokens`)",
         None => "was still running when this page was written",
     };
     let _ = writeln!(
@@ -1239,6 +1273,7 @@ mod tests {
             denials: vec![],
             failure: None,
             final_message: None,
+            priced: false,
         }
     }
 

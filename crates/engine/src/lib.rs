@@ -8,6 +8,7 @@
 //!
 //! It re-exports the crates it is built on so that one dependency gives the whole stack.
 
+mod budget;
 pub mod demo;
 pub mod error;
 pub mod events;
@@ -17,6 +18,7 @@ mod git;
 pub mod html;
 pub mod journal;
 mod logs;
+pub mod metrics;
 pub mod qa;
 pub mod report;
 mod run;

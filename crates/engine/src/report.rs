@@ -13,9 +13,10 @@ use std::path::Path;
 use serde::Serialize;
 
 use fugue_core::state::DependencyGraph;
-use fugue_core::{FailureKind, Plan, TaskId, TaskStatus, Usage};
+use fugue_core::{Budget, FailureKind, OnExhausted, Plan, Spend, TaskId, TaskStatus, Usage};
 
-use crate::events::RunOutcome;
+use crate::events::{BudgetScope, RunOutcome};
+use crate::metrics::{Efficiency, efficiency};
 use crate::validate::concurrency;
 use crate::view::RunView;
 
@@ -60,6 +61,35 @@ pub struct TaskRow {
     pub allow_empty: Option<bool>,
     /// The last QA round rejected the iteration because it changed nothing.
     pub rejected_empty: bool,
+    /// What each attempt's agent runs spent, by 1-based attempt.
+    pub attempts_usage: Vec<AttemptUsage>,
+    /// The task's budget (its own, its agent's or the run's `per_task`), when the plan was
+    /// available and set one.
+    pub budget: Option<Budget>,
+    /// The limit the task's spend reached, if a budget stopped it.
+    pub budget_stop: Option<String>,
+}
+
+/// What one attempt spent.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptUsage {
+    /// 1-based attempt.
+    pub attempt: u32,
+    /// Its figures (absent fields unknown).
+    pub usage: Usage,
+}
+
+/// The run's budget against its spend.
+#[derive(Debug, Clone, Serialize)]
+pub struct BudgetReport {
+    /// The limits.
+    pub limit: Budget,
+    /// The known spend (unknown figures count 0).
+    pub spent: Spend,
+    /// What happens to running agents when it is spent.
+    pub on_exhausted: OnExhausted,
+    /// Whether a reading reached it.
+    pub exhausted: bool,
 }
 
 /// The whole report.
@@ -99,6 +129,12 @@ pub struct Report {
     pub agent_runs: u32,
     /// Agent runs that reported no usage (the totals are lower bounds when there are any).
     pub unreported_runs: u32,
+    /// Agent runs whose cost came from the plan's `prices`.
+    pub priced_runs: u32,
+    /// The run's budget, if the plan set one.
+    pub budget: Option<BudgetReport>,
+    /// The playbook's efficiency metrics.
+    pub efficiency: Efficiency,
 }
 
 /// A token count: `850`, `12.3k` (as [`Usage::brief`] writes it); "unknown" when not known.
@@ -159,6 +195,40 @@ fn secs(ms: u64) -> f64 {
     ms as f64 / 1000.0
 }
 
+/// The run's budget against what it spent so far (the running agents' live figures
+/// included); `None` when the plan sets no run budget.
+pub fn budget_report(view: &RunView, plan: &Plan) -> Option<BudgetReport> {
+    let b = plan.budget.filter(|b| !b.limit().is_empty())?;
+    Some(BudgetReport {
+        limit: b.limit(),
+        spent: Spend::of(&view.usage().0),
+        on_exhausted: b.on_exhausted,
+        exhausted: view.budget_events.iter().any(|h| h.scope == BudgetScope::Run),
+    })
+}
+
+impl BudgetReport {
+    /// `$0.4100 of $2.0000 (20 %), 12000 of 50000 tokens (24 %) — within (on_exhausted: stop)`.
+    pub fn text(&self) -> String {
+        let share = |spent: f64, limit: f64| if limit > 0.0 { format!(" ({:.0} %)", spent / limit * 100.0) } else { String::new() };
+        let mut parts = Vec::new();
+        if let Some(usd) = self.limit.usd {
+            parts.push(format!("${:.4} of ${usd:.4}{}", self.spent.usd, share(self.spent.usd, usd)));
+        }
+        if let Some(tokens) = self.limit.tokens {
+            #[expect(clippy::cast_precision_loss, reason = "a percentage")]
+            let pct = share(self.spent.tokens as f64, tokens as f64);
+            parts.push(format!("{} of {tokens} tokens{pct}", self.spent.tokens));
+        }
+        let state = if self.exhausted { "spent" } else { "within" };
+        let policy = match self.on_exhausted {
+            OnExhausted::Stop => "stop",
+            OnExhausted::Finish => "finish",
+        };
+        format!("{} — {state} (on_exhausted: {policy})", parts.join(", "))
+    }
+}
+
 /// Builds the report (without the plan: `allow_empty` is unknown).
 pub fn build(view: &RunView, graph: Option<&DependencyGraph>) -> Report {
     build_for(view, graph, None)
@@ -199,6 +269,9 @@ pub fn build_for(view: &RunView, graph: Option<&DependencyGraph>, plan: Option<&
                     .qa
                     .iter()
                     .any(|g| g.gate == fugue_quality_gates::CHANGES_CHECK && g.verdict == fugue_core::GateVerdict::Fail),
+                attempts_usage: t.attempt_usage.iter().map(|(a, u)| AttemptUsage { attempt: *a, usage: *u }).collect(),
+                budget: plan.and_then(|p| p.task(id.as_str()).and_then(|task| p.budget_of(task))),
+                budget_stop: t.budget_stop.as_ref().map(|(limit, _)| limit.clone()),
             }
         })
         .collect();
@@ -210,6 +283,7 @@ pub fn build_for(view: &RunView, graph: Option<&DependencyGraph>, plan: Option<&
         Some(RunOutcome::Success) => "success",
         Some(RunOutcome::Failed) => "failed",
         Some(RunOutcome::Interrupted) => "interrupted",
+        Some(RunOutcome::BudgetExhausted) => "budget_exhausted",
         None => "running",
     };
     Report {
@@ -234,6 +308,9 @@ pub fn build_for(view: &RunView, graph: Option<&DependencyGraph>, plan: Option<&
         turns: (turns > 0).then_some(turns),
         agent_runs: tasks.iter().map(|t| t.agent_runs).sum(),
         unreported_runs,
+        priced_runs: view.tasks.values().map(|t| t.priced_runs).sum(),
+        budget: plan.and_then(|p| budget_report(view, p)),
+        efficiency: efficiency(view),
         usage,
         tasks,
     }
@@ -270,6 +347,7 @@ impl Report {
             "failed" if self.merged > 0 => "⚠️ Partial",
             "failed" => "❌ Failed",
             "interrupted" => "⏸ Interrupted (resume with `fugue resume`)",
+            "budget_exhausted" => "💸 Budget spent (raise it: `fugue resume --budget-usd N` or `--budget-tokens N`)",
             _ => "⏳ Running",
         };
         let mut s = String::new();
@@ -354,6 +432,18 @@ impl Report {
             s.push_str(&format!("- Tokens: {}{}\n", if self.tokens.is_some() { ge } else { "" }, tokens_breakdown(u)));
             s.push_str(&format!("- Cost: {}{}\n", if self.cost_usd.is_some() { ge } else { "" }, cost_text(self.cost_usd)));
             s.push_str(&format!("- Turns: {}\n", self.turns.map_or_else(|| "unknown".to_owned(), |n| n.to_string())));
+            if self.priced_runs > 0 {
+                s.push_str(&format!(
+                    "- Priced from the plan's `prices`: {} run(s) whose CLI reported tokens but no cost\n",
+                    self.priced_runs
+                ));
+            }
+            if let Some(b) = &self.budget {
+                s.push_str(&format!("- Run budget: {}\n", b.text()));
+            }
+            for t in self.tasks.iter().filter(|t| t.budget_stop.is_some()) {
+                s.push_str(&format!("- `{}` was stopped by its budget of {}\n", t.id, t.budget_stop.as_deref().unwrap_or("")));
+            }
             s.push_str(&format!("- Agent runs: {}", self.agent_runs));
             match self.unreported_runs {
                 0 => {}
@@ -366,6 +456,15 @@ impl Report {
             "\n### Total Duration: {:.1}s\n### Speedup vs Sequential: {:.2}x measured (sum of task time / wall time, peak {} agents), {:.2}x estimated by the plan\n",
             self.total_s, self.measured_speedup, self.peak_concurrency, self.estimated_speedup
         ));
+        s.push_str("\n### Efficiency (the playbook's metrics; definitions in DESIGN.md)\n| Metric | Value | Target | Met |\n|--------|-------|--------|-----|\n");
+        for (name, m, target) in self.efficiency.rows() {
+            let met = match m.met {
+                Some(true) => "✅",
+                Some(false) => "❌",
+                None => "-",
+            };
+            s.push_str(&format!("| {name} | {} | {target} | {met} |\n", m.text()));
+        }
         // Failure reasons quote agent output, which may echo a secret.
         fugue_core::redact::redact_str(&s).into_owned()
     }
@@ -403,6 +502,7 @@ mod tests {
             denials: vec![],
             failure: None,
             final_message: None,
+            priced: false,
         }
     }
 
@@ -431,8 +531,8 @@ mod tests {
             finished("b", 1, 0, Usage::default(), None),
             started("a", 2),
             finished("a", 2, 0, usage(Some(500), Some(100), Some(300), Some(0.005)), Some(2)),
-            // The second iteration is running when the orchestrator dies: its live figures are
-            // not spending the report may count twice.
+            // The second iteration is running when the orchestrator dies: its last reading was
+            // spent, and counts once (the resume settles it).
             Event::AgentActivity {
                 task: id("a"),
                 attempt: 2,
@@ -468,13 +568,20 @@ mod tests {
         let json = serde_json::to_value(build(&view, None)).expect("json");
         let task = |name: &str| json["tasks"].as_array().and_then(|t| t.iter().find(|t| t["id"] == name)).cloned().expect("task");
         let a = task("a");
-        // 1000+200 + 500+100+300 + 10+5: the interrupted iteration's live figures are gone.
-        assert_eq!(a["tokens"], 2115);
-        assert_eq!(a["usage"]["input_tokens"], 1510);
+        // 1000+200 + 500+100+300 + 40 (the interrupted iteration's last reading) + 10+5.
+        assert_eq!(a["tokens"], 2155);
+        assert_eq!(a["usage"]["input_tokens"], 1550);
         assert_eq!(a["usage"]["output_tokens"], 305);
         assert_eq!(a["usage"]["cache_read_tokens"], 300);
         assert!(a["usage"].get("cache_write_tokens").is_none(), "unknown, not 0");
-        assert!((a["cost_usd"].as_f64().expect("cost") - 0.015).abs() < 1e-9, "{a}");
+        assert!((a["cost_usd"].as_f64().expect("cost") - 0.016).abs() < 1e-9, "{a}");
+        let attempts: Vec<(u64, u64)> = a["attempts_usage"]
+            .as_array()
+            .expect("attempts")
+            .iter()
+            .map(|x| (x["attempt"].as_u64().unwrap_or(0), x["usage"]["input_tokens"].as_u64().unwrap_or(0)))
+            .collect();
+        assert_eq!(attempts, [(1, 1000), (2, 540), (3, 10)], "per attempt, the interrupted reading in its attempt");
         assert_eq!(a["turns"], 6);
         assert_eq!((a["agent_runs"].clone(), a["unreported_runs"].clone()), (3.into(), 0.into()));
         let b = task("b");
@@ -485,12 +592,12 @@ mod tests {
         assert!(c["tokens"].is_null() && c["cost_usd"].is_null());
         assert_eq!(c["agent_runs"], 0);
         // The totals are the tasks' sums.
-        assert_eq!(json["tokens"], 2185);
-        assert!((json["cost_usd"].as_f64().expect("cost") - 0.015).abs() < 1e-9);
+        assert_eq!(json["tokens"], 2225);
+        assert!((json["cost_usd"].as_f64().expect("cost") - 0.016).abs() < 1e-9);
         assert_eq!(json["turns"], 6);
         assert_eq!(json["agent_runs"], 5);
         assert_eq!(json["unreported_runs"], 1);
-        assert_eq!(json["usage"]["input_tokens"], 1510);
+        assert_eq!(json["usage"]["input_tokens"], 1550);
     }
 
     #[test]
@@ -507,14 +614,14 @@ mod tests {
     fn unknown_figures_print_as_unknown_never_as_zero() {
         let md = build(&RunView::from_records(&journal()), None).to_markdown();
         let row = |task: &str| md.lines().find(|l| l.starts_with(&format!("| {task} |"))).expect("row").to_owned();
-        assert!(row("a").ends_with("| 2115 | $0.0150 | 6 |"), "{}", row("a"));
+        assert!(row("a").ends_with("| 2155 | $0.0160 | 6 |"), "{}", row("a"));
         // b: one of its two runs reported nothing, and nobody reported cost or turns.
         assert!(row("b").ends_with("| ≥ 70 | unknown | unknown |"), "{}", row("b"));
         assert!(row("c").ends_with("| - | - | - |"), "{}", row("c"));
         assert!(md.contains("unknown: no agent run reported the figure (it is not 0)"));
         assert!(md.contains("`≥`: some runs reported no usage"));
-        assert!(md.contains("- Tokens: ≥ 2185 (input 1510, output 375, cache read 300, cache write unknown)"), "{md}");
-        assert!(md.contains("- Cost: ≥ $0.0150"), "{md}");
+        assert!(md.contains("- Tokens: ≥ 2225 (input 1550, output 375, cache read 300, cache write unknown)"), "{md}");
+        assert!(md.contains("- Cost: ≥ $0.0160"), "{md}");
         assert!(md.contains("- Agent runs: 5 (1 run(s) reported no usage: the totals are lower bounds)"), "{md}");
         assert!(!md.contains("$0.0000") && !md.contains("| 0 | unknown"), "{md}");
         // Nothing reported at all: every figure is unknown, the totals too.
@@ -524,6 +631,9 @@ mod tests {
                 if let Event::AgentFinished { usage, turns, .. } = &mut r.event {
                     *usage = Usage::default();
                     *turns = None;
+                }
+                if let Event::AgentActivity { usage, .. } = &mut r.event {
+                    *usage = Usage::default();
                 }
                 r
             })

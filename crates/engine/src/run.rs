@@ -39,6 +39,7 @@ use fugue_locks::{ClaimSet, FileStore, LockManager, LockPolicy, RunInfo, RunLock
 use fugue_planner::{DefaultPlanner, SealedPlan};
 use fugue_worktrees::{AcquireRequest, BranchOutcome, MergeRequest, Pool, ReleaseMode};
 
+use crate::budget::{Admission, Budgets, Stop};
 use crate::error::EngineError;
 use crate::events::{Event, RunOutcome};
 use crate::git;
@@ -73,6 +74,9 @@ pub struct RunOptions {
     pub snapshot_interval: Duration,
     /// Agents to use instead of those built from the plan (by name): for embedders and tests.
     pub agents: HashMap<String, Arc<dyn Agent>>,
+    /// For a resume: the run's budget raised (or lowered) to these limits, each one given
+    /// replacing the saved plan's.
+    pub budget: Option<fugue_core::Budget>,
     control: RunControl,
 }
 
@@ -96,6 +100,7 @@ impl RunOptions {
             backoff: Duration::from_millis(200),
             snapshot_interval: Duration::from_millis(250),
             agents: HashMap::new(),
+            budget: None,
             control: RunControl::new(),
         }
     }
@@ -173,6 +178,8 @@ struct Shared {
     verifier: Arc<dyn Verifier>,
     merge_lock: Mutex<()>,
     backoff: Duration,
+    /// The task and run budgets' meters.
+    budgets: Arc<Budgets>,
     /// Commits fugue put on the base (and the tips it started from): anything else on the
     /// base's first-parent chain came from outside, and approved work is judged again before
     /// it merges onto it. `None` when tasks run with `isolation: none`, whose commits land on
@@ -249,6 +256,17 @@ pub async fn resume(opts: RunOptions) -> Result<RunSummary, EngineError> {
         ),
     })?;
     check_saved_plan(&plan, &view, &opts).map_err(|message| EngineError::Corrupt { path: plan_path.clone(), message })?;
+    let mut plan = plan;
+    if let Some(raised) = opts.budget {
+        let mut budget = plan.budget.unwrap_or_default();
+        budget.usd = raised.usd.or(budget.usd);
+        budget.tokens = raised.tokens.or(budget.tokens);
+        plan.budget = Some(budget);
+        // Kept for the next resume too: the saved plan is the run's plan.
+        write_json_atomic(&plan_path, &plan).map_err(|e| EngineError::io("save the plan", &state_dir, e))?;
+        std::fs::set_permissions(&plan_path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|e| EngineError::io("protect the saved plan", &plan_path, e))?;
+    }
     let sealed = DefaultPlanner::new().plan_sealed(&plan).map_err(EngineError::Plan)?;
     let run_lock = RunLock::acquire(&state_dir, &view.execution_id).map_err(|e| EngineError::RunLock(e.to_string()))?;
     // Derived from the saved plan: rewritten, in case it was lost or moved aside as damaged.
@@ -393,6 +411,9 @@ async fn drive(
     for e in opening {
         lp.emit(e)?;
     }
+    // After the opening events: a resumed run's meters start from everything journaled,
+    // the last readings of the runs the dead orchestrator left included.
+    let budgets = Arc::new(Budgets::new(&plan, &lp.view));
 
     // Locks: reclaim what a dead run left, then open this run's table.
     let run_info = RunInfo::current(&execution_id);
@@ -445,6 +466,7 @@ async fn drive(
         verifier,
         merge_lock: Mutex::new(()),
         backoff: opts.backoff,
+        budgets: budgets.clone(),
         ours: plan.tasks.iter().all(|t| plan.isolation_of(t) == Isolation::Worktree).then(|| {
             let mut ours: std::collections::HashSet<String> = lp.view.tasks.values().filter_map(|t| t.merge_commit.clone()).collect();
             ours.insert(lp.view.base_commit.clone());
@@ -489,6 +511,15 @@ async fn drive(
         // Dispatch the best ready tasks into the free slots (the machine answers in O(slots)).
         let ready = machine.next_ready(max_agents.saturating_sub(machine.active_count()));
         for i in ready {
+            // Under a budget, a task starts only if what it may spend fits (see `budget`).
+            match budgets.admit(i) {
+                Admission::Refused => continue,
+                Admission::Admitted(reserved) => {
+                    if let Some(e) = reserved {
+                        lp.emit(*e)?;
+                    }
+                }
+            }
             let events = machine.set_status(i, TaskStatus::InProgress).map_err(|e| EngineError::Internal(e.to_string()))?;
             let task = plan.tasks[i].clone();
             lp.emit(Event::Status { task: task.id.clone(), status: TaskStatus::InProgress })?;
@@ -527,9 +558,14 @@ async fn drive(
         }
     }
 
+    // Agents stopped by a budget (or by the interrupt below) are gone before the run ends.
+    let stopped_agents = || async {
+        let _ = tokio::task::spawn_blocking(fugue_agents::wait_for_stopped_agents).await;
+    };
     if let Some(reason) = interrupted {
         running.abort_all();
         while running.join_next().await.is_some() {}
+        stopped_agents().await;
         while let Ok(msg) = rx.try_recv() {
             let _ = apply(&mut lp, &mut machine, &plan, msg);
         }
@@ -538,9 +574,16 @@ async fn drive(
         shared.verifier.finish(&shared.repo).await;
         return Ok(RunSummary { outcome: RunOutcome::Interrupted, view: lp.view, graph: sealed.graph().clone() });
     }
-    let outcome =
-        if (0..machine.len()).all(|i| machine.status(i) == TaskStatus::Merged) { RunOutcome::Success } else { RunOutcome::Failed };
+    let outcome = if (0..machine.len()).all(|i| machine.status(i) == TaskStatus::Merged) {
+        RunOutcome::Success
+    } else if budgets.exhausted() && (0..machine.len()).any(|i| machine.status(i) == TaskStatus::Pending) {
+        // Work is left that only the budget kept from running: resumable with a raised one.
+        RunOutcome::BudgetExhausted
+    } else {
+        RunOutcome::Failed
+    };
     shared.verifier.finish(&shared.repo).await;
+    stopped_agents().await;
     lp.emit(Event::RunFinished { outcome })?;
     lp.flush(true)?;
     logs::report_file(&state_dir, &lp.view, sealed.graph());
@@ -569,6 +612,12 @@ fn apply(lp: &mut Loop, machine: &mut PhaseMachine, plan: &Plan, msg: Msg) -> Re
 }
 
 fn finish_task(lp: &mut Loop, machine: &mut PhaseMachine, plan: &Plan, end: TaskEnd, sealed: &SealedPlan) -> Result<(), EngineError> {
+    if end.status == TaskStatus::Pending {
+        // Stopped by the run's budget: back to pending, for a resume with a raised budget.
+        let events = machine.restore(end.index, TaskStatus::Pending);
+        lp.emit(Event::Status { task: plan.tasks[end.index].id.clone(), status: TaskStatus::Pending })?;
+        return lp.machine_events(events);
+    }
     if machine.status(end.index) != end.status {
         let events = machine.set_status(end.index, end.status).map_err(|e| EngineError::Internal(e.to_string()))?;
         lp.emit(Event::Status { task: plan.tasks[end.index].id.clone(), status: end.status })?;
@@ -700,13 +749,30 @@ async fn pipeline(shared: Arc<Shared>, index: usize, task: TaskSpec, at: ResumeA
     let max_attempts = shared.plan.parallelization.retry_on_failure + 1;
     let ResumeAt { mut attempt, mut merge_only, mut job } = at;
     let releases = Releases::default();
+    // However the pipeline ends, its reservation under the run's budget is given back.
+    struct Ended<'a>(&'a Budgets, usize);
+    impl Drop for Ended<'_> {
+        fn drop(&mut self) {
+            self.0.ended(self.1);
+        }
+    }
+    let _ended = Ended(&shared.budgets, index);
     loop {
         match attempt_once(&shared, index, &task, attempt, merge_only, job.take(), &tx, &releases).await {
             Ok(status) => return TaskEnd { index, status },
-            Err(AttemptError { reason, retry }) => {
+            Err(AttemptError { reason, retry, pending }) => {
                 send(Msg::Event(Event::AttemptFailed { task: task.id.clone(), attempt, reason }));
+                if pending {
+                    releases.wait().await;
+                    return TaskEnd { index, status: TaskStatus::Pending };
+                }
                 if !retry || attempt >= max_attempts {
                     return TaskEnd { index, status: TaskStatus::Failed };
+                }
+                if let Some(stop) = shared.budgets.blocked(index) {
+                    let pending = matches!(stop, Stop::Run { .. });
+                    send(Msg::Event(Event::AttemptFailed { task: task.id.clone(), attempt, reason: stop_reason(&stop) }));
+                    return TaskEnd { index, status: if pending { TaskStatus::Pending } else { TaskStatus::Failed } };
                 }
                 // The failed attempt's slot must be back (and its branch free) before the
                 // retry asks for one.
@@ -725,14 +791,45 @@ async fn pipeline(shared: Arc<Shared>, index: usize, task: TaskSpec, at: ResumeA
 struct AttemptError {
     reason: String,
     retry: bool,
+    /// Stopped by the run's budget: the task goes back to pending, not to failed.
+    pending: bool,
 }
 
 impl AttemptError {
     fn retry(reason: impl Into<String>) -> Self {
-        Self { reason: reason.into(), retry: true }
+        Self { reason: reason.into(), retry: true, pending: false }
     }
     fn fatal(reason: impl Into<String>) -> Self {
-        Self { reason: reason.into(), retry: false }
+        Self { reason: reason.into(), retry: false, pending: false }
+    }
+    /// A budget stop: the task's fails the task; the run's leaves it for a resume.
+    fn budget(stop: &Stop) -> Self {
+        Self { reason: stop_reason(stop), retry: false, pending: matches!(stop, Stop::Run { .. }) }
+    }
+}
+
+/// `budget: …`: what an attempt stopped by a budget failed of.
+fn stop_reason(stop: &Stop) -> String {
+    match stop {
+        Stop::Task { limit } => format!(
+            "budget: the task's budget of {limit} is spent (raise `budget` on the task or its agent, or the run's `budget.per_task`)"
+        ),
+        Stop::Run { limit } => {
+            format!("budget: the run's budget of {limit} is spent; the task is left for `fugue resume --budget-usd/--budget-tokens`")
+        }
+    }
+}
+
+/// Waits until the agent of this task must stop.
+async fn stopped(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
+    loop {
+        if let Some(stop) = rx.borrow_and_update().clone() {
+            return stop;
+        }
+        if rx.changed().await.is_err() {
+            // The meter is gone (the run is ending): never fire.
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -861,7 +958,11 @@ async fn attempt_once(
         let mut iteration = job.as_ref().map_or(0, |j| j.iteration);
         let mut blocked_retries = 0;
         loop {
+            if let Some(stop) = shared.budgets.blocked(index) {
+                return Err(AttemptError::budget(&stop));
+            }
             let mut ctx = AgentContext::new(task.id.clone(), task.prompt.clone(), worktree.clone());
+            ctx.budget = shared.budgets.left(index);
             ctx.task_name = task.display_name().to_owned();
             ctx.modifies = task.modifies.clone();
             ctx.reads = task.reads.clone();
@@ -886,6 +987,7 @@ async fn attempt_once(
                     let _ = activity_tx.send(Msg::Event(e));
                 }),
                 last: std::sync::Mutex::new(None),
+                meter: Some(crate::exec::MeterRef { budgets: shared.budgets.clone(), index, agent: task.agent.clone() }),
             }));
             ctx.resume_job = job.take().map(|j| j.job_id);
             let jobs_tx = tx.clone();
@@ -899,8 +1001,61 @@ async fn attempt_once(
                 }),
             }));
             let started = std::time::Instant::now();
-            let report = agent.run(ctx).await.map_err(|e| AttemptError::retry(e.to_string()))?;
+            let mut stop_rx = shared.budgets.stop_signal(index);
+            let mut run = agent.run(ctx);
+            let ended = tokio::select! {
+                r = &mut run => Ok(r),
+                stop = stopped(&mut stop_rx) => Err(stop),
+            };
+            let report = match ended {
+                Ok(Ok(report)) => report,
+                Ok(Err(e)) => {
+                    // No report: what the run spent is its last reading, journaled exactly.
+                    let live = shared.budgets.live(index);
+                    if !live.is_unknown() {
+                        send(Msg::Event(Event::AgentActivity {
+                            task: task.id.clone(),
+                            attempt,
+                            iteration,
+                            doing: "ended without a report".to_owned(),
+                            usage: live,
+                        }));
+                    }
+                    for e in shared.budgets.settle(index, None) {
+                        send(Msg::Event(e));
+                    }
+                    return Err(AttemptError::retry(e.to_string()));
+                }
+                Err(stop) => {
+                    // Dropping the run stops the agent (its process group or job) now.
+                    drop(run);
+                    let live = shared.budgets.live(index);
+                    shared.budgets.settle(index, None);
+                    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    send(Msg::Event(Event::AgentFinished {
+                        task: task.id.clone(),
+                        attempt,
+                        iteration,
+                        outcome: AgentOutcome::Failed,
+                        summary: format!("stopped by fugue: {}", stop_reason(&stop)),
+                        duration_ms,
+                        usage: live,
+                        session_id: None,
+                        turns: None,
+                        denials: Vec::new(),
+                        failure: Some(fugue_core::FailureKind::Budget),
+                        final_message: None,
+                        priced: false,
+                    }));
+                    return Err(AttemptError::budget(&stop));
+                }
+            };
+            drop(run);
             let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let (usage, priced) = shared.budgets.price(&task.agent, report.usage);
+            for e in shared.budgets.settle(index, Some(usage)) {
+                send(Msg::Event(e));
+            }
             send(Msg::Output(index, report.output.clone()));
             send(Msg::Event(Event::AgentFinished {
                 task: task.id.clone(),
@@ -909,12 +1064,13 @@ async fn attempt_once(
                 outcome: report.outcome,
                 summary: report.summary.clone(),
                 duration_ms,
-                usage: report.usage,
+                usage,
                 session_id: report.session_id.clone(),
                 turns: report.turns,
                 denials: report.denials.clone(),
                 failure: report.failure,
                 final_message: report.final_message.as_deref().map(|m| clip(m, 2000)),
+                priced,
             }));
             if report.session_id.is_some() {
                 session.clone_from(&report.session_id);

@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use fugue_core::state::{DependencyGraph, EdgeReason, ExecutionMode};
-use fugue_core::{Pattern, Phase, TaskId, TaskStatus};
+use fugue_core::{Budget, Pattern, Phase, Plan, Spend, TaskId, TaskStatus};
 
 use crate::view::{RunView, Span};
 
@@ -218,6 +218,83 @@ pub fn validate(view: &RunView, graph: &DependencyGraph) -> Validation {
     }
     let all: Vec<Span> = view.tasks.values().flat_map(|t| t.busy.clone()).collect();
     Validation { execution_id: view.execution_id.clone(), concurrency: concurrency(&all), phases, checks, findings }
+}
+
+/// Checks `validate` does and the budgets of the run's saved `plan` on top: every task within
+/// its budget but for the step of the reading that stopped it, every admission within the run's
+/// budget, and the run's spend within its budget but for the steps that stopped agents (the
+/// guarantee the engine's `budget` module documents).
+pub fn validate_with_plan(view: &RunView, graph: &DependencyGraph, plan: Option<&Plan>) -> Validation {
+    let mut v = validate(view, graph);
+    if let Some(plan) = plan {
+        let (checks, findings) = budgets(view, plan);
+        v.checks += checks;
+        v.findings.extend(findings);
+    }
+    v
+}
+
+/// Floating-point slack for dollar sums.
+const USD_EPSILON: f64 = 1e-9;
+
+fn over(spent: Spend, limit: Budget, slack: Spend) -> Option<String> {
+    if let Some(usd) = limit.usd
+        && spent.usd > usd + slack.usd + USD_EPSILON
+    {
+        return Some(format!("${:.4} against ${usd:.4} (+ ${:.4} allowed for the steps in flight)", spent.usd, slack.usd));
+    }
+    if let Some(tokens) = limit.tokens
+        && spent.tokens > tokens.saturating_add(slack.tokens)
+    {
+        return Some(format!("{} tokens against {tokens} (+ {} allowed for the steps in flight)", spent.tokens, slack.tokens));
+    }
+    None
+}
+
+fn budgets(view: &RunView, plan: &Plan) -> (usize, Vec<Finding>) {
+    let mut checks = 0;
+    let mut findings = Vec::new();
+    for task in &plan.tasks {
+        let Some(limit) = plan.budget_of(task) else { continue };
+        checks += 1;
+        let t = view.task(&task.id);
+        let step = t.budget_stop.as_ref().map(|(_, step)| *step).unwrap_or_default();
+        if let Some(by) = over(Spend::of(&t.usage), limit, step) {
+            findings.push(Finding {
+                rule: "task-budget".into(),
+                message: format!("`{}` spent {by}: more than its budget and the reading that reached it", task.id),
+            });
+        }
+    }
+    for r in &view.reservations {
+        checks += 1;
+        let after = r.claimed.plus(r.reserved);
+        if let Some(by) = over(after, r.limit, Spend::default()) {
+            findings.push(Finding {
+                rule: "run-budget-admission".into(),
+                message: format!(
+                    "`{}` was dispatched holding {} with {} already claimed: {by}",
+                    r.task,
+                    r.reserved.brief(),
+                    r.claimed.brief()
+                ),
+            });
+        }
+    }
+    if let Some(limit) = plan.budget.map(|b| b.limit()).filter(|b| !b.is_empty()) {
+        checks += 1;
+        let (usage, _) = view.usage();
+        // Every reading that stopped an agent or spent the run may have gone one step over.
+        let slack = view.budget_events.iter().fold(Spend::default(), |s, h| s.plus(h.step).plus(h.in_flight));
+        let finish_uncapped = plan.budget.is_some_and(|b| b.on_exhausted == fugue_core::OnExhausted::Finish)
+            && plan.tasks.iter().any(|t| plan.budget_of(t).is_none());
+        if let Some(by) = over(Spend::of(&usage), limit, slack)
+            && !finish_uncapped
+        {
+            findings.push(Finding { rule: "run-budget".into(), message: format!("the run spent {by}") });
+        }
+    }
+    (checks, findings)
 }
 
 #[cfg(test)]

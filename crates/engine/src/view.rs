@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use fugue_core::{FailureKind, GateReport, Phase, TaskId, TaskStatus, Usage};
 
-use crate::events::{Event, QaVerdict, RunOutcome};
+use crate::events::{BudgetScope, Event, QaVerdict, RunOutcome};
 use crate::journal::Record;
 
 /// One interval an agent (or a gate run, or a merge) was busy, in ms since the epoch.
@@ -90,11 +90,38 @@ pub struct TaskView {
     pub final_message: Option<String>,
     /// What the running agent is doing now, and its usage so far (cleared when it finishes).
     pub activity: Option<(String, Usage)>,
+    /// What each attempt's agent runs spent (by 1-based attempt).
+    pub attempt_usage: std::collections::BTreeMap<u32, Usage>,
+    /// Agent runs whose cost came from the plan's `prices`.
+    pub priced_runs: u32,
+    /// Agent runs that ended without a report (killed, crashed, timed out): their last live
+    /// reading is counted in `usage`.
+    pub unfinished_runs: u32,
+    /// The task's first QA verdict that judged the work (`qa_blocked` rounds left out).
+    pub first_verdict: Option<QaVerdict>,
+    /// Gates (besides the built-in `changes` check) of the round that approved the task.
+    pub approved_gates: usize,
+    /// The reading that reached the task's budget: the limit, and that reading's step plus one
+    /// more step in flight (the task's overshoot bound).
+    pub budget_stop: Option<(String, fugue_core::Spend)>,
     /// Open busy interval start.
     open: Option<u64>,
 }
 
 impl TaskView {
+    /// A run that ended without a report spent what its last reading said: counted, not lost.
+    fn settle_activity(&mut self) {
+        if let Some((_, live)) = self.activity.take()
+            && !live.is_unknown()
+        {
+            self.usage = self.usage.add(&live);
+            let attempt = self.attempts.max(1);
+            let entry = self.attempt_usage.entry(attempt).or_default();
+            *entry = entry.add(&live);
+            self.unfinished_runs += 1;
+        }
+    }
+
     /// Usage including the running iteration's so far.
     pub fn usage_with_live(&self) -> Usage {
         match &self.activity {
@@ -139,6 +166,40 @@ pub struct RunView {
     pub first_ms: u64,
     /// Time of the last event (ms).
     pub last_ms: u64,
+    /// Every admission under the run's budget, in order.
+    pub reservations: Vec<Reservation>,
+    /// Every budget reached, in order.
+    pub budget_events: Vec<BudgetHit>,
+}
+
+/// A task let in under the run's budget (a `budget_reserved` event).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reservation {
+    /// The task.
+    pub task: TaskId,
+    /// What it held.
+    pub reserved: fugue_core::Spend,
+    /// What the run had spent and held before it.
+    pub claimed: fugue_core::Spend,
+    /// The run's budget in force.
+    pub limit: fugue_core::Budget,
+}
+
+/// A budget reached (a `budget_exceeded` event).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetHit {
+    /// Task or run.
+    pub scope: BudgetScope,
+    /// The task whose reading reached it.
+    pub task: TaskId,
+    /// The limit.
+    pub limit: String,
+    /// Spent with that reading (the task's or the run's).
+    pub spent: fugue_core::Spend,
+    /// That reading's increment.
+    pub step: fugue_core::Spend,
+    /// One step per agent stopped, for the steps in flight.
+    pub in_flight: fugue_core::Spend,
 }
 
 impl RunView {
@@ -180,7 +241,7 @@ impl RunView {
                 // Attempts in flight when the orchestrator died are closed where they stopped.
                 let last = self.last_ms;
                 for t in self.tasks.values_mut() {
-                    t.activity = None;
+                    t.settle_activity();
                     if let Some(start) = t.open.take() {
                         t.busy.push(Span { start, end: last.max(start) });
                     }
@@ -200,7 +261,7 @@ impl RunView {
                 }
                 if status.is_terminal() {
                     t.job = None;
-                    t.activity = None;
+                    t.settle_activity();
                     t.completed = Some(r.ts.clone());
                     if let Some(start) = t.open.take() {
                         t.busy.push(Span { start, end: ms });
@@ -223,7 +284,9 @@ impl RunView {
                 let t = self.tasks.entry(task.clone()).or_default();
                 t.job = Some(JobRef { attempt: *attempt, iteration: *iteration, executor: executor.clone(), job_id: job_id.clone() });
             }
-            Event::AgentFinished { task, iteration, usage, session_id, turns, denials, failure, final_message, .. } => {
+            Event::AgentFinished {
+                task, attempt, iteration, usage, session_id, turns, denials, failure, final_message, priced, ..
+            } => {
                 let t = self.tasks.entry(task.clone()).or_default();
                 t.iterations = *iteration;
                 t.job = None;
@@ -233,7 +296,10 @@ impl RunView {
                     t.unreported_runs += 1;
                 } else {
                     t.usage = t.usage.add(usage);
+                    let entry = t.attempt_usage.entry(*attempt).or_default();
+                    *entry = entry.add(usage);
                 }
+                t.priced_runs += u32::from(*priced);
                 if session_id.is_some() {
                     t.session.clone_from(session_id);
                 }
@@ -250,6 +316,10 @@ impl RunView {
                 let t = self.tasks.entry(task.clone()).or_default();
                 if *verdict == QaVerdict::TaskApproved {
                     t.approved = Some(*attempt);
+                    t.approved_gates = reports.iter().filter(|g| g.gate != fugue_quality_gates::CHANGES_CHECK).count();
+                }
+                if *verdict != QaVerdict::QaBlocked && t.first_verdict.is_none() {
+                    t.first_verdict = Some(*verdict);
                 }
                 t.iterations = *iteration + u32::from(*verdict == QaVerdict::TaskRejected);
                 t.qa.clone_from(reports);
@@ -267,7 +337,7 @@ impl RunView {
             Event::AttemptFailed { task, reason, .. } => {
                 let t = self.tasks.entry(task.clone()).or_default();
                 t.last_error = Some(reason.clone());
-                t.activity = None;
+                t.settle_activity();
                 t.job = None;
                 t.approved = None;
                 if let Some(start) = t.open.take() {
@@ -275,6 +345,22 @@ impl RunView {
                 }
             }
             Event::LocksGranted { .. } | Event::LocksReleased { .. } => {}
+            Event::BudgetReserved { task, reserved, claimed, limit } => {
+                self.reservations.push(Reservation { task: task.clone(), reserved: *reserved, claimed: *claimed, limit: *limit });
+            }
+            Event::BudgetExceeded { scope, task, limit, spent, step, in_flight } => {
+                if *scope == BudgetScope::Task {
+                    self.tasks.entry(task.clone()).or_default().budget_stop = Some((limit.clone(), step.plus(*in_flight)));
+                }
+                self.budget_events.push(BudgetHit {
+                    scope: *scope,
+                    task: task.clone(),
+                    limit: limit.clone(),
+                    spent: *spent,
+                    step: *step,
+                    in_flight: *in_flight,
+                });
+            }
             Event::Interrupted { .. } => {
                 self.outcome = Some(RunOutcome::Interrupted);
                 self.finished = Some(r.ts.clone());

@@ -33,6 +33,12 @@ impl Cli for Claude {
         if let Some(n) = spec.max_turns {
             a.extend(["--max-turns".to_owned(), n.to_string()]);
         }
+        // Claude Code's own limit (checked with 2.1.328: `--max-budget-usd <amount>`, with
+        // `--print` only) stops the session from inside as well; fugue's own check covers CLIs
+        // without one and the run's budget.
+        if let Some(usd) = inv.budget_usd {
+            a.extend(["--max-budget-usd".to_owned(), format!("{usd:.4}")]);
+        }
         match inv.permissions {
             Permissions::Edit => {
                 a.extend(["--permission-mode".to_owned(), "acceptEdits".to_owned()]);

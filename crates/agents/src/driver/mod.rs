@@ -68,6 +68,8 @@ pub(crate) struct Invocation<'a> {
     pub(crate) verify: &'a [String],
     /// The per-slot config directory, when sessions are isolated.
     pub(crate) home: Option<&'a Path>,
+    /// What is left of the task's dollar budget, for a CLI with a spending limit of its own.
+    pub(crate) budget_usd: Option<f64>,
 }
 
 /// One coding-agent CLI: how to start it headless and how to read it.
@@ -236,7 +238,7 @@ impl DriverAgent {
 
     fn invocation<'a>(&self, ctx: &'a AgentContext, prompt: &'a str, resume: Option<&'a str>, home: Option<&'a Path>) -> Invocation<'a> {
         let permissions = if ctx.read_only { Permissions::ReadOnly } else { self.spec.permissions };
-        Invocation { prompt, resume, permissions, verify: &ctx.verify, home }
+        Invocation { prompt, resume, permissions, verify: &ctx.verify, home, budget_usd: ctx.budget.and_then(|b| b.usd) }
     }
 
     fn spawn_error(&self, message: impl Into<String>) -> AgentError {

@@ -215,7 +215,7 @@ mod tests {
     fn each_slot_gets_a_database_of_its_own() {
         let spec = DriverAgentSpec::new(fugue_core::DriverKind::Opencode);
         let home = std::path::Path::new("/state/sessions/opencode/wt-1");
-        let inv = Invocation { prompt: "p", resume: None, permissions: Permissions::Edit, verify: &[], home: Some(home) };
+        let inv = Invocation { prompt: "p", resume: None, permissions: Permissions::Edit, verify: &[], home: Some(home), budget_usd: None };
         let env = Opencode.env(&spec, &inv);
         assert!(env.contains(&("OPENCODE_DB".to_owned(), "/state/sessions/opencode/wt-1/opencode.db".to_owned())), "{env:?}");
         let inv = Invocation { home: None, ..inv };

@@ -64,11 +64,12 @@ pub(crate) fn status(global: &Global, args: StatusArgs) -> CliResult {
     let v = &run.view;
     let alive = v.outcome.is_none() && fugue_engine::locks::pid_alive(v.pid);
     let state = match v.outcome {
-        Some(o) => format!("{o:?}").to_lowercase(),
+        Some(o) => serde_json::to_value(o).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
         None if alive => format!("running (pid {})", v.pid),
         None => "stopped (resume with `fugue resume`)".to_owned(),
     };
     let (total, unreported) = v.usage();
+    let budget = fugue_engine::report::saved_plan(&global.state_dir()).and_then(|p| fugue_engine::report::budget_report(v, &p));
     if args.json {
         let tasks: Vec<serde_json::Value> = v
             .order
@@ -90,6 +91,7 @@ pub(crate) fn status(global: &Global, args: StatusArgs) -> CliResult {
             "execution_id": v.execution_id, "state": state, "phase": v.current_phase, "completed_phases": v.completed_phases,
             "running": v.active(), "tasks": tasks, "locks": locks.locks,
             "usage": total, "tokens": total.total_tokens(), "cost_usd": total.cost_usd, "agent_runs": agent_runs, "unreported_runs": unreported,
+            "budget": budget,
         });
         // Activity lines and denials quote agent output.
         println!("{}", redact_json_text(&serde_json::to_string_pretty(&status).map_err(|e| CliError::env("failed to serialise", e))?));
@@ -114,6 +116,9 @@ pub(crate) fn status(global: &Global, args: StatusArgs) -> CliResult {
         }
     }
     out.push_str(&format!("\n{}\n", spent_line(&total, unreported, v.tasks.values().any(|t| t.agent_runs > 0 || t.activity.is_some()))));
+    if let Some(b) = &budget {
+        out.push_str(&format!("budget: {} (running agents' live spend included)\n", b.text()));
+    }
     print!("{}", redact_str(&out));
     if !locks.locks.is_empty() {
         println!("\nlocks:");
@@ -185,7 +190,9 @@ pub(crate) fn validate(global: &Global, args: ValidateArgs) -> CliResult {
     let graph = run
         .graph
         .ok_or_else(|| CliError::Input(format!("{} has no {}: nothing to validate against", dir.display(), files::DEPENDENCY_GRAPH)))?;
-    let v = fugue_engine::validate::validate(&run.view, &graph);
+    // The saved plan holds the budgets to check the journal's spend against.
+    let plan = fugue_engine::report::saved_plan(&dir);
+    let v = fugue_engine::validate::validate_with_plan(&run.view, &graph, plan.as_ref());
     if args.json {
         json(&v)?;
     } else {
@@ -254,6 +261,7 @@ mod tests {
             denials: vec![],
             failure: None,
             final_message: None,
+            priced: false,
         }
     }
 

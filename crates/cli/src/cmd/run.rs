@@ -36,6 +36,19 @@ pub(crate) struct ResumeArgs {
     /// Print every event as NDJSON on stdout instead of the live view.
     #[arg(long)]
     json: bool,
+    /// Set the run's budget in US dollars (raise it to continue a run whose budget is spent).
+    #[arg(long, value_name = "USD", value_parser = parse_usd)]
+    budget_usd: Option<f64>,
+    /// Set the run's budget in tokens.
+    #[arg(long, value_name = "TOKENS")]
+    budget_tokens: Option<u64>,
+}
+
+fn parse_usd(s: &str) -> Result<f64, String> {
+    match s.trim_start_matches('$').parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not an amount of US dollars: give a number such as 2.50")),
+    }
 }
 
 pub(crate) fn engine_error(e: EngineError) -> CliError {
@@ -78,7 +91,10 @@ pub(crate) fn resume(global: &Global, args: ResumeArgs) -> CliResult {
     // rewritten by the resume, not a reason to refuse it.
     let replay = fugue_engine::read_journal(&state_dir).map_err(engine_error)?;
     let total = fugue_engine::RunView::from_records(&replay.records).order.len();
-    let opts = RunOptions::new(&global.repo, state_dir);
+    let mut opts = RunOptions::new(&global.repo, state_dir);
+    if args.budget_usd.is_some() || args.budget_tokens.is_some() {
+        opts.budget = Some(fugue_engine::core::Budget { usd: args.budget_usd, tokens: args.budget_tokens });
+    }
     execute(global, Style::pick(args.json, global.quiet), total, opts, fugue_engine::resume)
 }
 
@@ -126,6 +142,12 @@ where
         RunOutcome::Interrupted => {
             eprintln!("run interrupted: continue it with `fugue resume`");
             ExitCode::from(130)
+        }
+        RunOutcome::BudgetExhausted => {
+            eprintln!(
+                "run stopped: its budget is spent; continue it with `fugue resume --budget-usd <USD>` or `--budget-tokens <N>` (a raised budget)"
+            );
+            ExitCode::from(4)
         }
     })
 }

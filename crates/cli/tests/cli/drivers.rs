@@ -43,11 +43,11 @@ impl Setup {
         Some(Self { _tmp: tmp, root, repo, home, model, env })
     }
 
-    fn claude(test: &str) -> Option<Self> {
+    pub(crate) fn claude(test: &str) -> Option<Self> {
         Self::with_env("claude", test, claude_env)
     }
 
-    fn codex(test: &str) -> Option<Self> {
+    pub(crate) fn codex(test: &str) -> Option<Self> {
         // The user's own CODEX_HOME; fugue gives each slot one of its own, seeded from it.
         Self::with_env("codex", test, |model, home| codex_env(model, home, &home.join(".codex")))
     }
@@ -80,7 +80,7 @@ impl Setup {
     }
 
     /// The Codex provider, as a plan's `overrides` (values are TOML).
-    fn codex_agent(&self, extra: &str) -> String {
+    pub(crate) fn codex_agent(&self, extra: &str) -> String {
         format!(
             "{{ driver: codex, model: {CODEX_MODEL}, provider: scripted, timeout: 2m, env: {{ {CODEX_KEY_ENV}: sk-scripted }}, overrides: {{ \
              'model_providers.scripted.name': '\"scripted\"', 'model_providers.scripted.base_url': '\"{}/v1\"', \
@@ -92,7 +92,7 @@ impl Setup {
     }
 }
 
-fn claude_agent(extra: &str) -> String {
+pub(crate) fn claude_agent(extra: &str) -> String {
     format!("{{ driver: claude, model: {CLAUDE_MODEL}, timeout: 2m{extra} }}")
 }
 
