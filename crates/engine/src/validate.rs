@@ -382,4 +382,70 @@ mod tests {
         assert!((c.mean - 1.2).abs() < 1e-9, "{}", c.mean);
         assert_eq!(concurrency(&[]).max, 0);
     }
+
+    fn budget_plan() -> Plan {
+        serde_json::from_value(serde_json::json!({
+            "version": 1,
+            "budget": { "tokens": 10000 },
+            "agents": { "c": { "driver": "claude" } },
+            "tasks": [{ "id": "a", "agent": "c", "budget": { "tokens": 4000 } }, { "id": "b", "agent": "c" }]
+        }))
+        .expect("plan")
+    }
+
+    fn spent(task: &str, tokens: u64) -> Event {
+        let mut usage = fugue_core::Usage::default();
+        usage.output_tokens = Some(tokens);
+        Event::AgentFinished {
+            task: id(task),
+            attempt: 1,
+            iteration: 0,
+            outcome: fugue_core::AgentOutcome::Failed,
+            summary: String::new(),
+            duration_ms: 1,
+            usage,
+            session_id: None,
+            turns: None,
+            denials: vec![],
+            failure: None,
+            final_message: None,
+            priced: false,
+        }
+    }
+
+    fn rules(events: Vec<Event>) -> Vec<String> {
+        let records: Vec<_> = events.into_iter().enumerate().map(|(i, e)| rec(i as u64 + 1, i as u64, e)).collect();
+        let (_, findings) = budgets(&RunView::from_records(&records), &budget_plan());
+        findings.into_iter().map(|f| f.rule).collect()
+    }
+
+    fn tokens(n: u64) -> Spend {
+        Spend { usd: 0.0, tokens: n }
+    }
+
+    #[test]
+    fn a_task_over_its_budget_is_a_finding_unless_the_reading_that_reached_it_explains_it() {
+        assert_eq!(rules(vec![spent("a", 3999)]), Vec::<String>::new());
+        assert_eq!(rules(vec![spent("a", 4500)]), ["task-budget"], "over, and fugue never stopped it");
+        let stop = Event::BudgetExceeded {
+            scope: crate::events::BudgetScope::Task,
+            task: id("a"),
+            limit: "4000 tokens".into(),
+            spent: tokens(4200),
+            step: tokens(400),
+            in_flight: tokens(400),
+        };
+        assert_eq!(rules(vec![stop.clone(), spent("a", 4500)]), Vec::<String>::new(), "within the step and one in flight");
+        assert_eq!(rules(vec![stop, spent("a", 5000)]), ["task-budget"], "more than the bound");
+    }
+
+    #[test]
+    fn admissions_and_the_run_total_are_checked_against_the_run_budget() {
+        let limit = fugue_core::Budget { usd: None, tokens: Some(10000) };
+        let ok = Event::BudgetReserved { task: id("a"), reserved: tokens(4000), claimed: tokens(6000), limit };
+        let over = Event::BudgetReserved { task: id("a"), reserved: tokens(4000), claimed: tokens(6001), limit };
+        assert_eq!(rules(vec![ok]), Vec::<String>::new());
+        assert_eq!(rules(vec![over]), ["run-budget-admission"]);
+        assert_eq!(rules(vec![spent("b", 10500)]), ["run-budget"], "the run went over with nothing to explain it");
+    }
 }
