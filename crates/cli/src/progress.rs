@@ -197,6 +197,12 @@ impl Lines {
     }
 }
 
+/// What was spent, in the unit of the limit reached (`$0.5000` or `8000 tokens`): the other
+/// figure may be unknown, and is not printed as 0.
+fn spent_text(limit: &str, spent: &fugue_engine::core::Spend) -> String {
+    if limit.starts_with('$') { format!("${:.4}", spent.usd) } else { format!("{} tokens", spent.tokens) }
+}
+
 fn describe(e: &Event) -> Option<String> {
     Some(match e {
         Event::RunStarted { execution_id, mode, .. } => format!("run {execution_id} started ({mode})"),
@@ -223,10 +229,10 @@ fn describe(e: &Event) -> Option<String> {
         Event::AttemptFailed { task, attempt, reason } => format!("{task}: attempt {attempt} failed: {reason}"),
         Event::Interrupted { reason } => format!("interrupted: {reason}"),
         Event::BudgetExceeded { scope: fugue_engine::events::BudgetScope::Task, task, limit, spent, .. } => {
-            format!("{task}: its budget of {limit} is spent ({}): stopping its agent", spent.brief())
+            format!("{task}: its budget of {limit} is spent ({}): stopping its agent", spent_text(limit, spent))
         }
         Event::BudgetExceeded { limit, spent, .. } => {
-            format!("the run's budget of {limit} is spent ({}): dispatching stops", spent.brief())
+            format!("the run's budget of {limit} is spent ({}): dispatching stops", spent_text(limit, spent))
         }
         Event::RunFinished { outcome } => format!("run finished: {outcome:?}"),
         _ => return None,

@@ -192,10 +192,17 @@ impl Spend {
         Budget { usd: Some(self.usd), tokens: Some(self.tokens) }
     }
 
-    /// `$0.0421, 12.3k tokens`.
-    pub fn brief(&self) -> String {
-        let tokens = if self.tokens >= 10_000 { format!("{:.1}k", self.tokens as f64 / 1000.0) } else { self.tokens.to_string() };
-        format!("${:.4}, {tokens} tokens", self.usd)
+    /// The figures `limit` sets a limit for (`$0.0421`, `8406 tokens`, or both): the others
+    /// may be unknown, and an unknown figure is never printed as 0.
+    pub fn brief_in(&self, limit: &Budget) -> String {
+        let mut parts = Vec::new();
+        if limit.usd.is_some() {
+            parts.push(format!("${:.4}", self.usd));
+        }
+        if limit.tokens.is_some() || limit.usd.is_none() {
+            parts.push(format!("{} tokens", self.tokens));
+        }
+        parts.join(", ")
     }
 }
 

@@ -801,8 +801,8 @@ fn concurrency_svg(s: &mut String, spans: &[Span], scale: Scale, peak: usize, me
 
 /// A spend figure of the task table: "-" when no agent ran, "unknown" when no run reported
 /// it, `≥ x` when some runs did not.
-fn spend_cell<T>(row: &crate::report::TaskRow, value: Option<T>, text: fn(Option<T>) -> String) -> String {
-    crate::report::figure(value, row.agent_runs > 0 || !row.usage.is_unknown(), row.unreported_runs, text)
+fn spend_cell<T>(row: &crate::report::TaskRow, value: Option<T>, text: fn(Option<T>) -> String, unreported: u32) -> String {
+    crate::report::figure(value, row.agent_runs > 0 || !row.usage.is_unknown(), unreported, text)
 }
 
 /// The hover text of a task's spend: the breakdown and the runs that said nothing.
@@ -1211,8 +1211,8 @@ pub fn render_for(
             row.files_changed,
             row.review_score.map_or_else(|| "-".to_owned(), |r| format!("{r:.1}")),
             esc(&spend_title(row)),
-            esc(&spend_cell(row, row.tokens, crate::report::tokens_text)),
-            esc(&spend_cell(row, row.cost_usd, crate::report::cost_text)),
+            esc(&spend_cell(row, row.tokens, crate::report::tokens_text, row.unreported_runs)),
+            esc(&spend_cell(row, row.cost_usd, crate::report::cost_text, row.unreported_runs + row.costless_runs)),
             if links.is_empty() { "-".to_owned() } else { links },
             if row.status == TaskStatus::Merged { "err old" } else { "err" },
             esc(error),
@@ -1452,7 +1452,7 @@ mod tests {
         assert!(!html.contains("id=\"spend-none\""));
         // Columns 9 and 10 are tokens and cost.
         assert_eq!(cell(&html, "ok", 9), "12.3k");
-        assert_eq!(cell(&html, "ok", 10), "$0.0500");
+        assert_eq!(cell(&html, "ok", 10), "≥ $0.0500", "its second run reported tokens but no cost: a lower bound");
         assert_eq!(cell(&html, "flaky", 9), "unknown", "a run that reported nothing is unknown, not 0");
         assert_eq!(cell(&html, "flaky", 10), "unknown");
         assert_eq!(cell(&html, "never", 9), "-", "no agent ran");

@@ -52,6 +52,9 @@ pub struct TaskRow {
     pub agent_runs: u32,
     /// Agent runs that reported no usage: with any, `tokens` and `cost_usd` are lower bounds.
     pub unreported_runs: u32,
+    /// Agent runs that reported tokens but no cost (a CLI without costs and no price, or a run
+    /// stopped before its result): with any, `cost_usd` is a lower bound.
+    pub costless_runs: u32,
     /// Why the last agent run failed, when its output said.
     pub failure: Option<FailureKind>,
     /// Tool calls the CLI refused in the last run.
@@ -89,6 +92,9 @@ pub struct BudgetReport {
     /// What happens to running agents when it is spent.
     pub on_exhausted: OnExhausted,
     /// Whether a reading reached it.
+    pub reached: bool,
+    /// Whether the run ended for want of budget: reached, or too little left to let in the
+    /// next task's reservation.
     pub exhausted: bool,
 }
 
@@ -203,7 +209,8 @@ pub fn budget_report(view: &RunView, plan: &Plan) -> Option<BudgetReport> {
         limit: b.limit(),
         spent: Spend::of(&view.usage().0),
         on_exhausted: b.on_exhausted,
-        exhausted: view.budget_events.iter().any(|h| h.scope == BudgetScope::Run),
+        reached: view.budget_events.iter().any(|h| h.scope == BudgetScope::Run),
+        exhausted: view.budget_events.iter().any(|h| h.scope == BudgetScope::Run) || view.outcome == Some(RunOutcome::BudgetExhausted),
     })
 }
 
@@ -220,7 +227,11 @@ impl BudgetReport {
             let pct = share(self.spent.tokens as f64, tokens as f64);
             parts.push(format!("{} of {tokens} tokens{pct}", self.spent.tokens));
         }
-        let state = if self.exhausted { "spent" } else { "within" };
+        let state = match (self.reached, self.exhausted) {
+            (true, _) => "spent",
+            (false, true) => "too little left to let the next task's budget in",
+            (false, false) => "within",
+        };
         let policy = match self.on_exhausted {
             OnExhausted::Stop => "stop",
             OnExhausted::Finish => "finish",
@@ -262,6 +273,7 @@ pub fn build_for(view: &RunView, graph: Option<&DependencyGraph>, plan: Option<&
                 usage,
                 agent_runs: t.agent_runs,
                 unreported_runs: t.unreported_runs,
+                costless_runs: t.costless_runs,
                 failure: t.failure,
                 denials: t.denials.clone(),
                 allow_empty: allow_empty.get(id).copied(),
@@ -365,6 +377,7 @@ impl Report {
             idle |= !ran;
             unknown |= ran && (t.tokens.is_none() || t.cost_usd.is_none() || t.turns.is_none());
             lower |= ran && t.unreported_runs > 0 && (t.tokens.is_some() || t.cost_usd.is_some());
+            lower |= ran && t.costless_runs > 0 && t.cost_usd.is_some();
             cells.push_str(&format!(
                 "| {} | {} {} | {:.1}s | {} | {} | {} | {} | {} | {} |\n",
                 t.id,
@@ -375,7 +388,7 @@ impl Report {
                 t.files_cell(),
                 review,
                 figure(t.tokens, ran, t.unreported_runs, tokens_text),
-                figure(t.cost_usd, ran, t.unreported_runs, cost_text),
+                figure(t.cost_usd, ran, t.unreported_runs + t.costless_runs, cost_text),
                 // Turns are not summed per figure: a run that reported none adds nothing.
                 figure(t.turns, ran, 0, |n| n.map_or_else(|| "unknown".to_owned(), |n| n.to_string())),
             ));
@@ -430,7 +443,9 @@ impl Report {
             let ge = if self.unreported_runs > 0 && !self.usage.is_unknown() { "≥ " } else { "" };
             let u = &self.usage;
             s.push_str(&format!("- Tokens: {}{}\n", if self.tokens.is_some() { ge } else { "" }, tokens_breakdown(u)));
-            s.push_str(&format!("- Cost: {}{}\n", if self.cost_usd.is_some() { ge } else { "" }, cost_text(self.cost_usd)));
+            let costless: u32 = self.tasks.iter().map(|t| t.costless_runs).sum();
+            let cost_ge = if self.cost_usd.is_some() && (self.unreported_runs > 0 || costless > 0) { "≥ " } else { "" };
+            s.push_str(&format!("- Cost: {cost_ge}{}\n", cost_text(self.cost_usd)));
             s.push_str(&format!("- Turns: {}\n", self.turns.map_or_else(|| "unknown".to_owned(), |n| n.to_string())));
             if self.priced_runs > 0 {
                 s.push_str(&format!(
@@ -614,7 +629,8 @@ mod tests {
     fn unknown_figures_print_as_unknown_never_as_zero() {
         let md = build(&RunView::from_records(&journal()), None).to_markdown();
         let row = |task: &str| md.lines().find(|l| l.starts_with(&format!("| {task} |"))).expect("row").to_owned();
-        assert!(row("a").ends_with("| 2155 | $0.0160 | 6 |"), "{}", row("a"));
+        // a: its last run reported tokens but no cost, so its cost is a lower bound.
+        assert!(row("a").ends_with("| 2155 | ≥ $0.0160 | 6 |"), "{}", row("a"));
         // b: one of its two runs reported nothing, and nobody reported cost or turns.
         assert!(row("b").ends_with("| ≥ 70 | unknown | unknown |"), "{}", row("b"));
         assert!(row("c").ends_with("| - | - | - |"), "{}", row("c"));

@@ -275,8 +275,8 @@ fn budgets(view: &RunView, plan: &Plan) -> (usize, Vec<Finding>) {
                 message: format!(
                     "`{}` was dispatched holding {} with {} already claimed: {by}",
                     r.task,
-                    r.reserved.brief(),
-                    r.claimed.brief()
+                    r.reserved.brief_in(&r.limit),
+                    r.claimed.brief_in(&r.limit)
                 ),
             });
         }

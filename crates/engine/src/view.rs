@@ -94,6 +94,8 @@ pub struct TaskView {
     pub attempt_usage: std::collections::BTreeMap<u32, Usage>,
     /// Agent runs whose cost came from the plan's `prices`.
     pub priced_runs: u32,
+    /// Agent runs that reported tokens but no cost: with any, a known cost is a lower bound.
+    pub costless_runs: u32,
     /// Agent runs that ended without a report (killed, crashed, timed out): their last live
     /// reading is counted in `usage`.
     pub unfinished_runs: u32,
@@ -115,6 +117,7 @@ impl TaskView {
             && !live.is_unknown()
         {
             self.usage = self.usage.add(&live);
+            self.costless_runs += u32::from(live.cost_usd.is_none());
             let attempt = self.attempts.max(1);
             let entry = self.attempt_usage.entry(attempt).or_default();
             *entry = entry.add(&live);
@@ -296,6 +299,7 @@ impl RunView {
                     t.unreported_runs += 1;
                 } else {
                     t.usage = t.usage.add(usage);
+                    t.costless_runs += u32::from(usage.cost_usd.is_none());
                     let entry = t.attempt_usage.entry(*attempt).or_default();
                     *entry = entry.add(usage);
                 }

@@ -115,7 +115,15 @@ pub(crate) fn status(global: &Global, args: StatusArgs) -> CliResult {
             }
         }
     }
-    out.push_str(&format!("\n{}\n", spent_line(&total, unreported, v.tasks.values().any(|t| t.agent_runs > 0 || t.activity.is_some()))));
+    out.push_str(&format!(
+        "\n{}\n",
+        spent_line(
+            &total,
+            unreported,
+            v.tasks.values().map(|t| t.costless_runs).sum(),
+            v.tasks.values().any(|t| t.agent_runs > 0 || t.activity.is_some())
+        )
+    ));
     if let Some(b) = &budget {
         out.push_str(&format!("budget: {} (running agents' live spend included)\n", b.text()));
     }
@@ -153,23 +161,23 @@ fn status_table(v: &RunView) -> String {
             t.attempts,
             t.iterations,
             figure(usage.total_tokens(), ran, t.unreported_runs, tokens_text),
-            figure(usage.cost_usd, ran, t.unreported_runs, cost_text),
+            figure(usage.cost_usd, ran, t.unreported_runs + t.costless_runs, cost_text),
         ));
     }
     s
 }
 
 /// The run's total: `spent: tokens 45.1k, cost $0.1234 (1 run(s) reported no usage)`.
-fn spent_line(total: &Usage, unreported: u32, any_ran: bool) -> String {
+fn spent_line(total: &Usage, unreported: u32, costless: u32, any_ran: bool) -> String {
     if !any_ran {
         return "spent: nothing yet (no agent has run)".to_owned();
     }
-    let ge = |known: bool| if known && unreported > 0 { "≥ " } else { "" };
+    let ge = |known: bool, missing: u32| if known && missing > 0 { "≥ " } else { "" };
     let mut line = format!(
         "spent: tokens {}{}, cost {}{}",
-        ge(total.total_tokens().is_some()),
+        ge(total.total_tokens().is_some(), unreported),
         tokens_text(total.total_tokens()),
-        ge(total.cost_usd.is_some()),
+        ge(total.cost_usd.is_some(), unreported + costless),
         cost_text(total.cost_usd)
     );
     if unreported > 0 {
@@ -307,15 +315,17 @@ mod tests {
     fn the_status_table_shows_spend_and_unknown_is_never_zero() {
         let v = run();
         let (total, unreported) = v.usage();
-        insta::assert_snapshot!(format!("{}\n{}", status_table(&v), spent_line(&total, unreported, true)));
+        insta::assert_snapshot!(format!("{}\n{}", status_table(&v), spent_line(&total, unreported, 0, true)));
     }
 
     #[test]
     fn the_total_line_says_what_is_unknown() {
-        assert_eq!(spent_line(&Usage::default(), 0, false), "spent: nothing yet (no agent has run)");
-        assert_eq!(spent_line(&Usage::default(), 3, true), "spent: tokens unknown, cost unknown (3 run(s) reported no usage)");
-        assert_eq!(spent_line(&usage(Some(50), Some(0.5)), 0, true), "spent: tokens 50, cost $0.5000");
-        assert_eq!(spent_line(&usage(Some(50), None), 1, true), "spent: tokens ≥ 50, cost unknown (1 run(s) reported no usage)");
+        assert_eq!(spent_line(&Usage::default(), 0, 0, false), "spent: nothing yet (no agent has run)");
+        assert_eq!(spent_line(&Usage::default(), 3, 0, true), "spent: tokens unknown, cost unknown (3 run(s) reported no usage)");
+        assert_eq!(spent_line(&usage(Some(50), Some(0.5)), 0, 0, true), "spent: tokens 50, cost $0.5000");
+        assert_eq!(spent_line(&usage(Some(50), None), 1, 0, true), "spent: tokens ≥ 50, cost unknown (1 run(s) reported no usage)");
+        // A run stopped before its result reported tokens but no cost: the cost is a lower bound.
+        assert_eq!(spent_line(&usage(Some(50), Some(0.5)), 0, 1, true), "spent: tokens 50, cost ≥ $0.5000");
         assert_eq!(one_line("\n  first line  \nsecond"), "first line");
     }
 }
