@@ -620,11 +620,8 @@ mod tests {
     fn the_environment_cannot_redirect_git() {
         // A variable set on the command for one of the scrubbed names is ignored too.
         let cmd = Git::default().cmd(Path::new("/")).env("GIT_DIR", "/elsewhere");
-        let envs: Vec<(String, Option<String>)> = cmd
-            .cmd
-            .get_envs()
-            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.map(|v| v.to_string_lossy().into_owned())))
-            .collect();
+        let envs: Vec<(String, Option<String>)> =
+            cmd.cmd.get_envs().map(|(k, v)| (k.to_string_lossy().into_owned(), v.map(|v| v.to_string_lossy().into_owned()))).collect();
         for var in SCRUBBED_ENV {
             assert!(envs.contains(&((*var).to_owned(), None)), "{var} is removed: {envs:?}");
         }

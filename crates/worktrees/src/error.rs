@@ -220,10 +220,7 @@ impl PoolError {
             | PoolError::TargetDirty { .. }
             | PoolError::TargetMoved { .. }
             | PoolError::FastForward { .. } => ErrorClass::Failed,
-            PoolError::Spawn { .. }
-            | PoolError::Git(_)
-            | PoolError::Io { .. }
-            | PoolError::CorruptState { .. } => ErrorClass::Environment,
+            PoolError::Spawn { .. } | PoolError::Git(_) | PoolError::Io { .. } | PoolError::CorruptState { .. } => ErrorClass::Environment,
         }
     }
 
@@ -256,7 +253,12 @@ mod tests {
         let m = e.to_string();
         assert!(m.contains("`main`") && m.contains("/r") && m.contains("f0, f1, f2, f3, f4 and 2 more") && m.contains("not moved"), "{m}");
         assert_eq!(e.class(), ErrorClass::Failed);
-        let e = PoolError::Git(fugue_core::git::GitError::Failed { command: "git x".into(), dir: "/d".into(), code: None, stderr: "boom".into() });
+        let e = PoolError::Git(fugue_core::git::GitError::Failed {
+            command: "git x".into(),
+            dir: "/d".into(),
+            code: None,
+            stderr: "boom".into(),
+        });
         assert!(e.to_string().contains("killed by a signal"));
         let e = PoolError::Setup { command: "make".into(), worktree: "/w".into(), status: "code 2".into(), stderr: "no rule".into() };
         assert!(e.to_string().contains("`make` exited with code 2:\nno rule"), "{e}");

@@ -354,7 +354,13 @@ impl Pool {
 
     /// Step 2 without a checkout: each branch merged into `old`'s line with `merge-tree` and
     /// `commit-tree`. Returns every branch's outcome and the last commit made (or `old`).
-    fn merge_objects(&self, todo: &Todo<'_>, old: &str, target: &str, stop_on_conflict: bool) -> Result<(Vec<BranchMerge>, String), PoolError> {
+    fn merge_objects(
+        &self,
+        todo: &Todo<'_>,
+        old: &str,
+        target: &str,
+        stop_on_conflict: bool,
+    ) -> Result<(Vec<BranchMerge>, String), PoolError> {
         let top = &self.repo.toplevel;
         let mut results: Vec<BranchMerge> = Vec::with_capacity(todo.branches.len());
         let mut cur = old.to_owned();

@@ -15,8 +15,8 @@ use std::process::ExitCode;
 
 use fugue_core::{CommandLine, PoolSpec, TaskId};
 use fugue_engine::worktrees::{
-    AcquireRequest, BranchOutcome, CleanupOptions, CleanupReport, ErrorClass, MergeRequest, Migration, Pool, PoolError, ReleaseMode,
-    TargetUpdate,
+    AcquireRequest, BranchOutcome, CleanupOptions, CleanupReport, ErrorClass, MergeMethod, MergeRequest, Migration, Pool, PoolError,
+    ReleaseMode, TargetUpdate,
 };
 
 use crate::{CliError, CliResult, Global};
@@ -204,6 +204,12 @@ pub(crate) fn run(global: &Global, args: PoolArgs) -> CliResult {
                 req = req.target(t);
             }
             let report = pool.merge(&req).map_err(cli_error)?;
+            if report.method == MergeMethod::Checkout
+                && !global.quiet
+                && let (_, Some(why)) = MergeMethod::detect()
+            {
+                eprintln!("note: {why}");
+            }
             for b in &report.branches {
                 match &b.outcome {
                     BranchOutcome::Merged => println!("MERGED:{}", b.branch),

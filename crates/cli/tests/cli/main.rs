@@ -6,6 +6,7 @@ mod bad_plans;
 mod demo;
 mod drivers;
 mod faults;
+mod git_env;
 mod html;
 mod init;
 mod more_drivers;

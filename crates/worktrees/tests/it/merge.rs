@@ -42,7 +42,8 @@ fn merges_in_the_order_given_and_moves_the_ref() {
         assert_eq!(git(&fx.repo, &["rev-list", "--merges", "--count", &format!("{old}..main")]), "3");
 
         // Idempotent: merging again changes nothing.
-        let again = pool.merge(&MergeRequest::for_tasks(&[task("c"), task("a"), task("b")]).method(method).target("main")).expect("merge again");
+        let again =
+            pool.merge(&MergeRequest::for_tasks(&[task("c"), task("a"), task("b")]).method(method).target("main")).expect("merge again");
         assert_eq!(again.branches.iter().map(|b| b.branch.as_str()).collect::<Vec<_>>(), ["auto/c", "auto/a", "auto/b"]);
         assert!(again.branches.iter().all(|b| b.outcome == BranchOutcome::AlreadyMerged));
         assert_eq!(again.update, TargetUpdate::Unchanged);
@@ -121,7 +122,8 @@ fn conflict_is_aborted_reported_and_the_branch_kept() {
         // stop_on_conflict leaves the rest untried.
         let w = pool.acquire(&AcquireRequest::new(task("four")).base("main")).expect("acquire");
         commit(&w.path, "docs/four.md", "four", "four");
-        let report = pool.merge(&MergeRequest::new(["auto/two", "auto/four"]).method(method).target("main").stop_on_conflict(true)).expect("merge");
+        let report =
+            pool.merge(&MergeRequest::new(["auto/two", "auto/four"]).method(method).target("main").stop_on_conflict(true)).expect("merge");
         assert!(matches!(report.branches[0].outcome, BranchOutcome::Conflict { .. }));
         assert_eq!(report.branches[1].outcome, BranchOutcome::NotAttempted);
         assert_eq!(report.update, TargetUpdate::Unchanged);
@@ -139,7 +141,9 @@ fn target_checked_out_in_a_clean_main_worktree_is_fast_forwarded() {
         write(&fx.repo, "notes.txt", "mine\n");
         let report = pool.merge(&MergeRequest::new(["auto/feat"]).method(method)).expect("merge into the checked-out main");
         assert_eq!(report.target, "main");
-        assert!(matches!(&report.update, TargetUpdate::FastForwarded { worktree } if *worktree == fx.repo.canonicalize().expect("canonical")));
+        assert!(
+            matches!(&report.update, TargetUpdate::FastForwarded { worktree } if *worktree == fx.repo.canonicalize().expect("canonical"))
+        );
         assert_eq!(fx.head("main"), report.new);
         assert_eq!(fx.head("HEAD"), report.new);
         assert_eq!(std::fs::read_to_string(fx.repo.join("src/a/feat.rs")).expect("the file is in the main worktree"), "feat\n");
