@@ -395,6 +395,8 @@ mod asynchronous {
             let started = Instant::now();
             let (shown, dir, limit) = (self.shown(), self.dir.clone(), self.timeout);
             let input = self.stdin.take();
+            // The Command moves to tokio; the builder stays for its name and directory, which
+            // errors and the log need (the placeholder left behind is never run).
             let mut std_cmd = std::mem::replace(&mut self.cmd, std::process::Command::new("git"));
             if input.is_some() {
                 std_cmd.stdin(std::process::Stdio::piped());
@@ -592,13 +594,13 @@ mod tests {
         let dir = std::env::temp_dir();
         let err = Git::default().cmd(&dir).args(["rev-parse", "--verify", "refs/heads/definitely-not-here"]).run();
         // Outside a repository or with a missing ref: either way exit 128 with a message.
-        let err = err.err().expect("fails");
+        let err = err.expect_err("fails");
         let msg = err.to_string();
         assert!(msg.starts_with("failed to run `git rev-parse --verify refs/heads/definitely-not-here`"), "{msg}");
         assert!(msg.contains("exit code 128"), "{msg}");
         assert_eq!(err.code(), Some(128));
         assert!(!err.stderr().is_empty());
-        let missing = Git::with_program("/nonexistent/git-for-fugue").cmd(&dir).arg("status").run().err().expect("fails");
+        let missing = Git::with_program("/nonexistent/git-for-fugue").cmd(&dir).arg("status").run().expect_err("fails");
         assert!(matches!(missing, GitError::NotInstalled { .. }), "{missing}");
     }
 

@@ -537,7 +537,11 @@ impl Pool {
 
     /// Tracked files with uncommitted changes (staged or not) in a worktree.
     fn dirty_files(&self, wt: &Path) -> Result<Vec<String>, PoolError> {
-        let out = self.repo.git.cmd(wt).args(["status", "--porcelain=v1", "-z", "--untracked-files=no"]).run()?;
+        // No optional locks: status would otherwise rewrite the whole index after refreshing
+        // it (a write of every entry, the largest cost of a merge in a big checkout after the
+        // stat of its files) and could collide with the user's own git.
+        let out =
+            self.repo.git.cmd(wt).env("GIT_OPTIONAL_LOCKS", "0").args(["status", "--porcelain=v1", "-z", "--untracked-files=no"]).run()?;
         let fields = out.nul_fields();
         let mut files = Vec::new();
         let mut it = fields.iter();
@@ -609,15 +613,17 @@ mod tests {
 
     #[test]
     fn parses_merge_tree_output() {
-        let clean = parse_merge_tree(b"a85d1b6adc96b7390609f1fd92887a7f2572d627\0");
+        let clean = parse_merge_tree(b"a85d1b6adc96b7390609f1fd92887a7f2572d627\x00");
         assert_eq!(clean, MergeTreeOutput { tree: Some("a85d1b6adc96b7390609f1fd92887a7f2572d627".into()), conflicts: vec![] });
         let conflict = parse_merge_tree(
-            b"c63397af\0f\0g\0\01\0f\0Auto-merging\0Auto-merging f\n\01\0f\0CONFLICT (contents)\0CONFLICT (content): Merge conflict in f\n\01\0g\0CONFLICT (modify/delete)\0g deleted\n\0",
+            b"c63397af\x00f\x00g\x00\x001\x00f\x00Auto-merging\x00Auto-merging f\n\x001\x00f\x00CONFLICT (contents)\x00CONFLICT (content): Merge conflict in f\n\x001\x00g\x00CONFLICT (modify/delete)\x00g deleted\n\x00",
         );
         assert_eq!(conflict.tree.as_deref(), Some("c63397af"));
         assert_eq!(conflict.conflicts, ["f", "g"]);
         // No conflicted file, only a conflict record (some directory-rename conflicts).
-        let dirs = parse_merge_tree(b"c63397af\0\02\0a/x\0b/x\0CONFLICT (file location)\0moved\n\01\0c\0Auto-merging\0Auto-merging c\n\0");
+        let dirs = parse_merge_tree(
+            b"c63397af\x00\x002\x00a/x\x00b/x\x00CONFLICT (file location)\x00moved\n\x001\x00c\x00Auto-merging\x00Auto-merging c\n\x00",
+        );
         assert_eq!(dirs.conflicts, ["a/x", "b/x"]);
         assert_eq!(parse_merge_tree(b""), MergeTreeOutput { tree: Some(String::new()), conflicts: vec![] });
     }
