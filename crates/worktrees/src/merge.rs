@@ -611,6 +611,71 @@ mod tests {
         v.into_iter().map(|t| t.as_str().to_owned()).collect()
     }
 
+    /// Runs git in `dir` for the test's own setup; panics on failure.
+    fn sh(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"])
+            .args(args)
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Someone moves the target between the merge's read of it and its update: the
+    /// compare-and-swap refuses, nothing is lost, and merging again merges once onto the new tip.
+    #[test]
+    fn a_target_moved_during_the_merge_is_refused_and_the_next_merge_lands_once() {
+        let tmp = tempfile::tempdir().expect("temp");
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir_all(&repo).expect("mkdir");
+        sh(&repo, &["init", "-q"]);
+        std::fs::write(repo.join("a.txt"), "a\n").expect("write");
+        sh(&repo, &["add", "-A"]);
+        sh(&repo, &["commit", "-qm", "init"]);
+        sh(&repo, &["checkout", "-q", "-b", "auto/t"]);
+        std::fs::write(repo.join("t.txt"), "t\n").expect("write");
+        sh(&repo, &["add", "-A"]);
+        sh(&repo, &["commit", "-qm", "task"]);
+        sh(&repo, &["checkout", "-q", "--detach", "main"]);
+        // The outsider's commit, on main's line but not yet on main.
+        sh(&repo, &["commit", "-q", "--allow-empty", "-m", "outsider"]);
+        let outsider = sh(&repo, &["rev-parse", "HEAD"]);
+        sh(&repo, &["checkout", "-q", "--detach", "main"]);
+        let old = sh(&repo, &["rev-parse", "main"]);
+        // A git that moves main to the outsider's commit right after making the merge commit.
+        let real = String::from_utf8_lossy(&std::process::Command::new("sh").args(["-c", "command -v git"]).output().expect("sh").stdout)
+            .trim()
+            .to_owned();
+        let wrapper = tmp.path().join("git");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\ncase \" $* \" in *' commit-tree '*) out=$('{real}' \"$@\") || exit $?; '{real}' -C '{}' update-ref refs/heads/main {outsider}; echo \"$out\";; *) exec '{real}' \"$@\";; esac\n",
+                repo.display()
+            ),
+        )
+        .expect("write");
+        std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let spec = fugue_core::PoolSpec { size: 1, dir: tmp.path().join("pool").to_string_lossy().into_owned(), ..fugue_core::PoolSpec::default() };
+        let mut pool = Pool::open(&repo, &repo.join(".claude"), spec).expect("pool");
+        pool.repo.git = crate::git::Git::with_program(&wrapper);
+        let req = MergeRequest::new(["auto/t"]).target("main").method(MergeMethod::MergeTree);
+        let err = pool.merge(&req).expect_err("the target moved");
+        assert!(matches!(&err, PoolError::TargetMoved { target, expected } if target == "main" && *expected == old), "{err}");
+        assert_eq!(sh(&repo, &["rev-parse", "main"]), outsider, "the outsider's commit is kept");
+        // With an honest git the same request merges once, onto the outsider's commit.
+        pool.repo.git = crate::git::Git::default();
+        let report = pool.merge(&req).expect("merge");
+        assert_eq!(report.branches[0].outcome, BranchOutcome::Merged);
+        assert_eq!(sh(&repo, &["rev-parse", "main^1"]), outsider);
+        assert_eq!(sh(&repo, &["rev-list", "--merges", "--count", "main"]), "1");
+        let again = pool.merge(&req).expect("again");
+        assert_eq!(again.branches[0].outcome, BranchOutcome::AlreadyMerged);
+    }
+
     #[test]
     fn parses_merge_tree_output() {
         let clean = parse_merge_tree(b"a85d1b6adc96b7390609f1fd92887a7f2572d627\x00");
