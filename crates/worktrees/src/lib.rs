@@ -20,6 +20,7 @@
 //! deleted (only an explicit discard does that), and merging is idempotent — a branch already
 //! contained in the target is skipped, which is what makes a resumed run merge exactly once.
 
+mod disk;
 mod error;
 mod git;
 mod health;
@@ -30,6 +31,7 @@ mod repo;
 mod sparse;
 mod state;
 
+pub use disk::{SlotDisk, human_bytes};
 pub use error::{ErrorClass, PoolError};
 pub use health::{HealthReport, Problem, RepairReport, STALE_LOCK_MIN_AGE, STALE_LOCK_MIN_AGE_NO_PROC};
 pub use merge::{BranchMerge, BranchOutcome, MergeMethod, MergeReport, MergeRequest, TargetUpdate, dependency_order};

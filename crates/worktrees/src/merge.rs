@@ -659,7 +659,11 @@ mod tests {
         )
         .expect("write");
         std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-        let spec = fugue_core::PoolSpec { size: 1, dir: tmp.path().join("pool").to_string_lossy().into_owned(), ..fugue_core::PoolSpec::default() };
+        let spec = fugue_core::PoolSpec {
+            size: 1,
+            dir: tmp.path().join("pool").to_string_lossy().into_owned(),
+            ..fugue_core::PoolSpec::default()
+        };
         let mut pool = Pool::open(&repo, &repo.join(".claude"), spec).expect("pool");
         pool.repo.git = crate::git::Git::with_program(&wrapper);
         let req = MergeRequest::new(["auto/t"]).target("main").method(MergeMethod::MergeTree);
