@@ -5,9 +5,10 @@
 //! a command to another repository) and the same error, naming the command, its exit code and
 //! stderr.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use fugue_core::git::{Git, GitError};
+use fugue_core::git::{Git, GitError, RevResolver};
 
 use crate::error::EngineError;
 
@@ -71,9 +72,35 @@ pub(crate) async fn merge_into(worktree: &Path, commit: &str) -> Result<Result<(
     Ok(Err(files.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()))
 }
 
-/// The commit `rev` names.
+/// The commit `rev` names. Asked twice per task (the base at an attempt's start, `HEAD` after
+/// an `isolation: none` task), so it goes through a long-lived `cat-file --batch-check` per
+/// repository ([`RevResolver`]), git resolving and no process per question; a name it does not
+/// resolve is asked of `git rev-parse`, whose error says why.
 pub(crate) async fn rev_parse(repo: &Path, rev: &str) -> Result<String, EngineError> {
+    if let Ok(Some(commit)) = resolver(repo).commit(rev).await {
+        return Ok(commit);
+    }
     git(repo, &["rev-parse", "--verify", &format!("{rev}^{{commit}}")]).await
+}
+
+/// The resolvers of the last few repositories asked about: a run asks about one; an embedding
+/// process running many repositories one after another keeps only a few `cat-file`s alive.
+fn resolver(repo: &Path) -> Arc<RevResolver> {
+    const KEPT: usize = 4;
+    static RESOLVERS: Mutex<Vec<(PathBuf, Arc<RevResolver>)>> = Mutex::new(Vec::new());
+    let mut all = RESOLVERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(i) = all.iter().position(|(p, _)| p == repo) {
+        let hit = all.remove(i);
+        let r = Arc::clone(&hit.1);
+        all.push(hit);
+        return r;
+    }
+    if all.len() >= KEPT {
+        all.remove(0);
+    }
+    let r = Arc::new(RevResolver::new(&Git::default(), repo));
+    all.push((repo.to_owned(), Arc::clone(&r)));
+    r
 }
 
 /// Files changed between `base` and `head`.
@@ -119,12 +146,27 @@ mod tests {
         for rev in ["HEAD", "main", "v1"] {
             assert_eq!(rt.block_on(rev_parse(repo, rev)).expect("resolves"), head, "{rev}");
         }
+        // The resolver answers by itself (no fallback to a process per question).
+        assert_eq!(rt.block_on(resolver(repo).commit("v1")).expect("asks").as_deref(), Some(head.as_str()));
+        assert_eq!(rt.block_on(resolver(repo).commit("missing")).expect("asks"), None);
         let missing = rt.block_on(rev_parse(repo, "missing")).expect_err("no such rev").to_string();
         assert!(
             missing.starts_with("failed to run `git rev-parse --verify missing^{commit}`") && missing.contains("exit code 128"),
             "{missing}"
         );
         assert_eq!(rt.block_on(current_branch(repo)).expect("branch"), "main");
+        // A ref moved by another process is seen by the long-lived resolver at once, packed or not.
+        sh_git(repo, &["commit", "-q", "--allow-empty", "-m", "two"]);
+        let two = sh_git(repo, &["rev-parse", "HEAD"]);
+        assert_eq!(rt.block_on(rev_parse(repo, "main")).expect("resolves"), two);
+        sh_git(repo, &["pack-refs", "--all"]);
+        sh_git(repo, &["branch", "-f", "side", "main~1"]);
+        assert_eq!(rt.block_on(rev_parse(repo, "side")).expect("resolves"), head);
+        // A tag of a branch's name wins, as in git.
+        sh_git(repo, &["tag", "side-tag", "main"]);
+        sh_git(repo, &["tag", "main", "main~1"]);
+        let (fast, slow) = (rt.block_on(rev_parse(repo, "main")), sh_git(repo, &["rev-parse", "main^{commit}"]));
+        assert_eq!(fast.expect("resolves"), slow);
 
         let state = repo.join(".claude");
         std::fs::create_dir_all(&state).expect("mkdir");
