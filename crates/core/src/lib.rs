@@ -7,7 +7,8 @@
 //! * the state-file shapes kept compatible with the playbooks ([`state`]);
 //! * the traits [`Agent`], [`QualityGate`] and [`Planner`] with their context and report types;
 //! * the pure phase state machine ([`PhaseMachine`]);
-//! * the plugin ABI ([`plugin`]).
+//! * the plugin ABI ([`plugin`]);
+//! * the one git runner every crate uses ([`git`]), with the environment scrub list.
 //!
 //! With the `load` feature it also reads plan files (the `load` module): YAML or JSON, validated against
 //! the schema and then semantically, with every problem reported as a diagnostic that names
@@ -20,6 +21,7 @@ mod diag;
 mod duration;
 mod executor;
 mod gate;
+pub mod git;
 mod id;
 mod machine;
 mod phase;

@@ -15,6 +15,12 @@
 //!    worktree for every task). (Warm acquire against a bare `git worktree add` is the pool's
 //!    own benchmark, `cargo bench -p fugue-worktrees --bench pool`.)
 //!
+//! 5. merges: one merge of a one-file task branch into `main` of a generated repository of
+//!    5,000 and of 50,000 files (`git fast-import`, seconds to set up), by the merge coordinator
+//!    without a checkout (`merge-tree --write-tree`) and, the peer in the same run, through the
+//!    integration worktree (the fallback for git < 2.38, which was every merge before) — with
+//!    `main` checked out nowhere, and checked out (clean) in the main worktree, fugue run's case.
+//!
 //! Tables go to stdout as markdown. `FUGUE_BENCH_SMOKE=1` shrinks every workload to a few tasks
 //! so that CI checks the harness, not the timings. A peer that is not installed is skipped with
 //! a note on how to install it.
@@ -61,6 +67,9 @@ fn main() {
     }
     if only.is_empty() || only.contains("worktrees") {
         out.push_str(&worktrees(smoke));
+    }
+    if only.is_empty() || only.contains("merge") {
+        out.push_str(&merges(smoke));
     }
     println!("{out}");
     GRAVEYARD.lock().expect("graveyard").clear();
@@ -628,4 +637,158 @@ fn worktrees(smoke: bool) -> String {
     }
     s.push('\n');
     s
+}
+
+// ---------------------------------------------------------------- 5. merges
+
+/// Merge cost in repository size: both methods, two sizes, `main` checked out or not.
+fn merges(smoke: bool) -> String {
+    use fugue_engine::worktrees::MergeMethod;
+    let (sizes, rounds) = if smoke { ([200, 2_000], 2) } else { ([5_000, 50_000], 7) };
+    let mut s = String::new();
+    writeln!(s, "### Merges: one one-file task branch into `main`, by repository size\n").unwrap();
+    writeln!(
+        s,
+        "`Pool::merge` of a new branch with one changed file, {rounds} merges per method alternated (a new branch each). \
+         merge-tree: no checkout (git ≥ 2.38). checkout: the integration worktree (`merge --no-ff` there), \
+         first merge (it creates the worktree) and the median of the rest. ms, median (best).\n"
+    )
+    .unwrap();
+    writeln!(s, "| files | `main` | merge-tree | checkout, first | checkout, later | checkout / merge-tree |").unwrap();
+    writeln!(s, "|---:|---|---:|---:|---:|---:|").unwrap();
+    let mut flat: Vec<(usize, bool, f64)> = Vec::new();
+    for checked_out in [false, true] {
+        for files in sizes {
+            let repo = imported_repo(files, checked_out, smoke);
+            let state = repo.parent().expect("parent").join("state");
+            let spec = fugue_core::PoolSpec {
+                size: 1,
+                dir: repo.parent().expect("parent").join("pool").to_string_lossy().into_owned(),
+                ..fugue_core::PoolSpec::default()
+            };
+            let pool = fugue_engine::worktrees::Pool::open(&repo, &state, spec).expect("pool");
+            let mut times: [Vec<f64>; 2] = Default::default();
+            let mut n = 0;
+            for round in 0..rounds {
+                for k in 0..2 {
+                    let which = (k + round) % 2;
+                    let method = [MergeMethod::MergeTree, MergeMethod::Checkout][which];
+                    n += 1;
+                    let branch = one_file_branch(&repo, n, files);
+                    let req = fugue_engine::worktrees::MergeRequest::new([branch.clone()]).target("main").method(method);
+                    let started = Instant::now();
+                    let report = pool.merge(&req).expect("merge");
+                    times[which].push(secs(started.elapsed()) * 1000.0);
+                    assert!(report.is_complete() && report.method == method, "{branch}: {report:?}");
+                }
+            }
+            let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+            let tree = median(&mut times[0].clone());
+            let first = times[1][0];
+            let mut later = times[1][1..].to_vec();
+            let later_m = median(&mut later);
+            writeln!(
+                s,
+                "| {files} | {} | {tree:.1} ({:.1}) | {first:.0} | {later_m:.0} ({:.0}) | {:.1} |",
+                if checked_out { "checked out, clean" } else { "not checked out" },
+                best(&times[0]),
+                best(&later),
+                later_m / tree
+            )
+            .unwrap();
+            flat.push((files, checked_out, tree));
+        }
+    }
+    for checked_out in [false, true] {
+        let of = |f: usize| flat.iter().find(|(n, c, _)| *n == f && *c == checked_out).map_or(f64::NAN, |x| x.2);
+        writeln!(
+            s,
+            "\nmerge-tree, `main` {}: {} files / {} files = {:.2} ({}× the files)",
+            if checked_out { "checked out" } else { "not checked out" },
+            sizes[1],
+            sizes[0],
+            of(sizes[1]) / of(sizes[0]),
+            sizes[1] / sizes[0]
+        )
+        .unwrap();
+    }
+    s.push('\n');
+    s
+}
+
+/// A repository of `files` small files under `src/dNNN/`, written by one `git fast-import` (no
+/// file is created for it: seconds at 50,000 files); `main` checked out in the main worktree
+/// when asked (that writes every file), else the worktree is left empty and detached. Under the
+/// system temp dir, removed with the graveyard.
+fn imported_repo(files: usize, checked_out: bool, smoke: bool) -> PathBuf {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("repo");
+    std::fs::create_dir_all(&path).expect("mkdir");
+    git(&path, &["init", "-q"]);
+    let mut stream = Vec::with_capacity(files * 120);
+    for i in 0..files {
+        let text = format!("file {i}\nline one of {i}\nline two of {i}\n");
+        write!(stream, "blob\nmark :{}\ndata {}\n{text}\n", i + 1, text.len()).unwrap();
+    }
+    let message = "generated";
+    write!(stream, "commit refs/heads/main\ncommitter b <b@b> 1700000000 +0000\ndata {}\n{message}\n", message.len()).unwrap();
+    for i in 0..files {
+        writeln!(stream, "M 100644 :{} {}", i + 1, bench_file(i)).unwrap();
+    }
+    let gitignore = ".claude/\n";
+    write!(stream, "M 100644 inline .gitignore\ndata {}\n{gitignore}\n", gitignore.len()).unwrap();
+    fast_import(&path, &stream);
+    if checked_out {
+        git(&path, &["checkout", "-q", "-f", "main"]);
+        // Files written in the index's own second are "racily clean" and re-read by every
+        // status until the index is written later: a user's checkout is older than that. (The
+        // smoke run checks the harness, not timings.)
+        if !smoke {
+            std::thread::sleep(Duration::from_millis(1100));
+        }
+        git(&path, &["status", "--porcelain", "--untracked-files=no"]);
+    } else {
+        git(&path, &["update-ref", "--no-deref", "HEAD", "main"]);
+        git(&path, &["read-tree", "--empty"]);
+    }
+    GRAVEYARD.lock().expect("graveyard").push(dir);
+    path
+}
+
+fn bench_file(i: usize) -> String {
+    format!("src/d{:03}/f{i:05}.txt", i % 500)
+}
+
+/// A new branch `auto/mN` off `main` that changes one file: one fast-import, not timed.
+fn one_file_branch(repo: &Path, n: usize, files: usize) -> String {
+    use std::io::Write as _;
+    let branch = format!("auto/m{n}");
+    let text = format!("changed by task {n}\n");
+    let message = format!("task {n}");
+    let mut stream = Vec::new();
+    write!(
+        stream,
+        "commit refs/heads/{branch}\ncommitter b <b@b> {} +0000\ndata {}\n{message}\nfrom refs/heads/main^0\nM 100644 inline {}\ndata {}\n{text}\n",
+        1_700_000_000 + n,
+        message.len(),
+        bench_file((n * 7919) % files),
+        text.len()
+    )
+    .unwrap();
+    fast_import(repo, &stream);
+    branch
+}
+
+fn fast_import(repo: &Path, stream: &[u8]) {
+    use std::io::Write as _;
+    let mut child = Command::new("git")
+        .args(["fast-import", "--quiet", "--force"])
+        .current_dir(repo)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("git fast-import");
+    child.stdin.take().expect("stdin").write_all(stream).expect("feed fast-import");
+    assert!(child.wait().expect("wait").success(), "git fast-import failed");
 }

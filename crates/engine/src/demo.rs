@@ -7,7 +7,6 @@
 //! default `heuristic-review` gate, so the demo runs anywhere in seconds.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::error::EngineError;
 
@@ -22,7 +21,9 @@ const FILES: &[(&str, &str)] = &[
 ];
 
 fn git(dir: &Path, args: &[&str]) -> Result<(), EngineError> {
-    let out = Command::new("git")
+    // The sample repository's commits carry the demo's identity and are never signed.
+    fugue_core::git::Git::default()
+        .cmd(dir)
         .args([
             "-c",
             "user.name=fugue demo",
@@ -34,17 +35,7 @@ fn git(dir: &Path, args: &[&str]) -> Result<(), EngineError> {
             "commit.gpgsign=false",
         ])
         .args(args)
-        .current_dir(dir)
-        .output()
-        .map_err(|e| EngineError::Git(format!("failed to run git (is it installed?): {e}")))?;
-    if !out.status.success() {
-        return Err(EngineError::Git(format!(
-            "`git {}` failed in {}: {}",
-            args.join(" "),
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
+        .run()?;
     Ok(())
 }
 

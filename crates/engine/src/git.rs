@@ -1,30 +1,25 @@
 //! The few git questions the engine asks directly (the pool does the rest).
+//!
+//! Every call goes through fugue's one git runner ([`fugue_core::git`]), asynchronously: the
+//! same scrubbed environment (a `GIT_DIR` or `GIT_INDEX_FILE` inherited from a hook cannot send
+//! a command to another repository) and the same error, naming the command, its exit code and
+//! stderr.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use tokio::process::Command;
+use fugue_core::git::{Git, GitError, RevResolver};
 
 use crate::error::EngineError;
 
-async fn git(repo: &Path, args: &[&str]) -> Result<String, EngineError> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["-c", "maintenance.auto=false"])
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .await
-        .map_err(|e| EngineError::Git(format!("failed to run git (is it installed?): {e}")))?;
-    if !out.status.success() {
-        return Err(EngineError::Git(format!(
-            "`git {}` failed in {}: {}",
-            args.join(" "),
-            repo.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+impl From<GitError> for EngineError {
+    fn from(e: GitError) -> Self {
+        EngineError::Git(e.to_string())
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+async fn git(repo: &Path, args: &[&str]) -> Result<String, EngineError> {
+    Ok(Git::default().cmd(repo).args(args).run_async().await?.text().trim().to_owned())
 }
 
 /// The branch checked out in `repo`.
@@ -77,9 +72,35 @@ pub(crate) async fn merge_into(worktree: &Path, commit: &str) -> Result<Result<(
     Ok(Err(files.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()))
 }
 
-/// The commit `rev` names.
+/// The commit `rev` names. Asked twice per task (the base at an attempt's start, `HEAD` after
+/// an `isolation: none` task), so it goes through a long-lived `cat-file --batch-check` per
+/// repository ([`RevResolver`]), git resolving and no process per question; a name it does not
+/// resolve is asked of `git rev-parse`, whose error says why.
 pub(crate) async fn rev_parse(repo: &Path, rev: &str) -> Result<String, EngineError> {
+    if let Ok(Some(commit)) = resolver(repo).commit(rev).await {
+        return Ok(commit);
+    }
     git(repo, &["rev-parse", "--verify", &format!("{rev}^{{commit}}")]).await
+}
+
+/// The resolvers of the last few repositories asked about: a run asks about one; an embedding
+/// process running many repositories one after another keeps only a few `cat-file`s alive.
+fn resolver(repo: &Path) -> Arc<RevResolver> {
+    const KEPT: usize = 4;
+    static RESOLVERS: Mutex<Vec<(PathBuf, Arc<RevResolver>)>> = Mutex::new(Vec::new());
+    let mut all = RESOLVERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(i) = all.iter().position(|(p, _)| p == repo) {
+        let hit = all.remove(i);
+        let r = Arc::clone(&hit.1);
+        all.push(hit);
+        return r;
+    }
+    if all.len() >= KEPT {
+        all.remove(0);
+    }
+    let r = Arc::new(RevResolver::new(&Git::default(), repo));
+    all.push((repo.to_owned(), Arc::clone(&r)));
+    r
 }
 
 /// Files changed between `base` and `head`.
@@ -89,12 +110,12 @@ pub(crate) async fn changed_files(repo: &Path, base: &str, head: &str) -> Result
 }
 
 /// Keeps fugue's runtime state out of `git status` in the user's checkout: the snapshots,
-/// journal, logs and checkpoints under the state dir go into `.git/info/exclude` (not
-/// `.gitignore`, which is the user's). Files a user keeps there on purpose, such as
-/// `auto-context.yaml`, stay visible.
+/// journal, logs and checkpoints under the state dir go into `info/exclude` (not
+/// `.gitignore`, which is the user's) through the git layer's one writer of that file. Files a
+/// user keeps there on purpose, such as `auto-context.yaml`, stay visible.
 pub(crate) async fn exclude_runtime_state(repo: &Path, state_dir: &Path) -> Result<(), EngineError> {
     let top = std::path::PathBuf::from(git(repo, &["rev-parse", "--show-toplevel"]).await?);
-    let common = git(repo, &["rev-parse", "--path-format=absolute", "--git-common-dir"]).await?;
+    let common = std::path::PathBuf::from(git(repo, &["rev-parse", "--path-format=absolute", "--git-common-dir"]).await?);
     let state = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_owned());
     let top = std::fs::canonicalize(&top).unwrap_or(top);
     let Ok(rel) = state.strip_prefix(&top) else { return Ok(()) };
@@ -102,21 +123,57 @@ pub(crate) async fn exclude_runtime_state(repo: &Path, state_dir: &Path) -> Resu
     if rel.is_empty() {
         return Ok(());
     }
-    let file = std::path::Path::new(&common).join("info").join("exclude");
-    let text = std::fs::read_to_string(&file).unwrap_or_default();
     let lines: Vec<String> = ["*.json", "fugue/", "logs/", "auto-memory/"].iter().map(|p| format!("/{rel}/{p}")).collect();
-    let missing: Vec<&String> = lines.iter().filter(|l| !text.lines().any(|t| t.trim() == l.as_str())).collect();
-    if missing.is_empty() {
-        return Ok(());
+    fugue_core::git::exclude_add(&common, &lines, "fugue runtime state", None)
+        .map_err(|e| EngineError::io("write", &fugue_core::git::exclude_file(&common), e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::git as sh_git;
+
+    #[test]
+    fn resolves_refs_and_excludes_the_runtime_state_once() {
+        let tmp = tempfile::tempdir().expect("temp");
+        let repo = tmp.path();
+        sh_git(repo, &["init", "-q"]);
+        sh_git(repo, &["commit", "-q", "--allow-empty", "-m", "one"]);
+        let head = sh_git(repo, &["rev-parse", "HEAD"]);
+        sh_git(repo, &["tag", "v1"]);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        for rev in ["HEAD", "main", "v1"] {
+            assert_eq!(rt.block_on(rev_parse(repo, rev)).expect("resolves"), head, "{rev}");
+        }
+        // The resolver answers by itself (no fallback to a process per question).
+        assert_eq!(rt.block_on(resolver(repo).commit("v1")).expect("asks").as_deref(), Some(head.as_str()));
+        assert_eq!(rt.block_on(resolver(repo).commit("missing")).expect("asks"), None);
+        let missing = rt.block_on(rev_parse(repo, "missing")).expect_err("no such rev").to_string();
+        assert!(
+            missing.starts_with("failed to run `git rev-parse --verify missing^{commit}`") && missing.contains("exit code 128"),
+            "{missing}"
+        );
+        assert_eq!(rt.block_on(current_branch(repo)).expect("branch"), "main");
+        // A ref moved by another process is seen by the long-lived resolver at once, packed or not.
+        sh_git(repo, &["commit", "-q", "--allow-empty", "-m", "two"]);
+        let two = sh_git(repo, &["rev-parse", "HEAD"]);
+        assert_eq!(rt.block_on(rev_parse(repo, "main")).expect("resolves"), two);
+        sh_git(repo, &["pack-refs", "--all"]);
+        sh_git(repo, &["branch", "-f", "side", "main~1"]);
+        assert_eq!(rt.block_on(rev_parse(repo, "side")).expect("resolves"), head);
+        // A tag of a branch's name wins, as in git.
+        sh_git(repo, &["tag", "side-tag", "main"]);
+        sh_git(repo, &["tag", "main", "main~1"]);
+        let (fast, slow) = (rt.block_on(rev_parse(repo, "main")), sh_git(repo, &["rev-parse", "main^{commit}"]));
+        assert_eq!(fast.expect("resolves"), slow);
+
+        let state = repo.join(".claude");
+        std::fs::create_dir_all(&state).expect("mkdir");
+        rt.block_on(exclude_runtime_state(repo, &state)).expect("exclude");
+        rt.block_on(exclude_runtime_state(repo, &state)).expect("again");
+        let text = std::fs::read_to_string(repo.join(".git/info/exclude")).expect("exclude");
+        assert_eq!(text.matches("/.claude/fugue/").count(), 1, "{text}");
+        assert_eq!(text.matches("# fugue runtime state").count(), 1, "{text}");
     }
-    let mut new = text.clone();
-    if !new.is_empty() && !new.ends_with('\n') {
-        new.push('\n');
-    }
-    new.push_str("# fugue runtime state\n");
-    for l in missing {
-        new.push_str(l);
-        new.push('\n');
-    }
-    fugue_core::state::write_atomic(&file, new.as_bytes()).map_err(|e| EngineError::io("write", &file, e))
 }

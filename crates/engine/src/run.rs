@@ -940,7 +940,7 @@ async fn attempt_once(
             (shared.repo.clone(), None)
         }
     };
-    let base_commit = resolve_commit(&shared.repo, &shared.base).await.map_err(|e| AttemptError::retry(e.to_string()))?;
+    let base_commit = git::rev_parse(&shared.repo, &shared.base).await.map_err(|e| AttemptError::retry(e.to_string()))?;
 
     // The files QA saw the branch change; a verifier that does not report them (or a resumed
     // merge) makes the merge step ask git.
@@ -1113,7 +1113,7 @@ async fn attempt_once(
 
     // Merge queue: one merge at a time into the base.
     let Some(branch) = branch else {
-        let head = resolve_commit(&shared.repo, "HEAD").await.unwrap_or_default();
+        let head = git::rev_parse(&shared.repo, "HEAD").await.unwrap_or_default();
         send(Msg::Event(Event::Merged { task: task.id.clone(), commit: head, files: Vec::new() }));
         return Ok(TaskStatus::Merged);
     };
@@ -1206,7 +1206,7 @@ async fn reverify_if_base_moved(
     send: &impl Fn(Msg),
 ) -> Result<Option<TaskStatus>, AttemptError> {
     let Some(ours) = &shared.ours else { return Ok(None) };
-    let tip = resolve_commit(&shared.repo, &shared.base).await.map_err(|e| AttemptError::retry(e.to_string()))?;
+    let tip = git::rev_parse(&shared.repo, &shared.base).await.map_err(|e| AttemptError::retry(e.to_string()))?;
     if tip == base_commit {
         return Ok(None);
     }
@@ -1228,73 +1228,6 @@ async fn reverify_if_base_moved(
         return Err(AttemptError::retry(format!("{moved}, and QA on the new tip said {:?}: {}", result.verdict, rejection(&result))));
     }
     Ok(None)
-}
-
-/// The commit `rev` (`HEAD` or a branch name) names. Two of these per task were two `git`
-/// processes, most of the cost of a short task without a worktree; the plain case — a `.git`
-/// directory with files for refs — is read directly, and anything else asks git.
-async fn resolve_commit(repo: &Path, rev: &str) -> Result<String, EngineError> {
-    match read_ref(repo, rev) {
-        Some(commit) => Ok(commit),
-        None => git::rev_parse(repo, rev).await,
-    }
-}
-
-/// `rev` read from the ref files, or `None` where git's own lookup could differ: a gitfile
-/// (linked worktree), a symbolic or unusual ref, a name a tag or another ref could also match,
-/// or a ref backend other than files.
-fn read_ref(repo: &Path, rev: &str) -> Option<String> {
-    let git_dir = repo.join(".git");
-    if !git_dir.is_dir() {
-        return None;
-    }
-    let packed = || std::fs::read_to_string(git_dir.join("packed-refs")).ok();
-    let name = if rev == "HEAD" {
-        let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
-        let head = head.trim_end();
-        match head.strip_prefix("ref: ") {
-            Some(r) => r.to_owned(),
-            None => return is_oid(head).then(|| head.to_owned()),
-        }
-    } else {
-        // git tries `<rev>`, `refs/<rev>` and `refs/tags/<rev>` before `refs/heads/<rev>`.
-        if rev.is_empty()
-            || rev.starts_with('-')
-            || rev.contains(['^', '~', ':', '@', '\\'])
-            || rev.split('/').any(|p| p.is_empty() || p == "." || p == "..")
-        {
-            return None;
-        }
-        let shadows = [rev.to_owned(), format!("refs/{rev}"), format!("refs/tags/{rev}")];
-        if shadows.iter().any(|r| git_dir.join(r).exists()) {
-            return None;
-        }
-        if let Some(p) = packed()
-            && p.lines().any(|l| l.split_once(' ').is_some_and(|(_, r)| shadows[1..].iter().any(|s| s == r)))
-        {
-            return None;
-        }
-        format!("refs/heads/{rev}")
-    };
-    if !name.starts_with("refs/heads/") {
-        return None;
-    }
-    match std::fs::read_to_string(git_dir.join(&name)) {
-        Ok(text) => {
-            let text = text.trim_end();
-            return is_oid(text).then(|| text.to_owned());
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(_) => return None,
-    }
-    packed()?.lines().find_map(|l| {
-        let (oid, r) = l.split_once(' ')?;
-        (r == name && is_oid(oid)).then(|| oid.to_owned())
-    })
-}
-
-fn is_oid(s: &str) -> bool {
-    (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// What QA found, in one line: the first finding of the first gate that did not pass (the
@@ -1323,61 +1256,4 @@ fn first_line(s: &str) -> &str {
 /// The state dir's journal path.
 pub fn journal_path(state_dir: &Path) -> PathBuf {
     state_dir.join(files::JOURNAL)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::test_support::git;
-
-    fn commit(dir: &Path, msg: &str) -> String {
-        git(dir, &["commit", "-q", "--allow-empty", "-m", msg]);
-        git(dir, &["rev-parse", "HEAD"])
-    }
-
-    #[test]
-    fn reads_refs_like_git_and_defers_to_git_when_unsure() {
-        let tmp = tempfile::tempdir().expect("temp");
-        let repo = tmp.path();
-        git(repo, &["init", "-q"]);
-        let first = commit(repo, "one");
-        assert_eq!(read_ref(repo, "HEAD").as_deref(), Some(first.as_str()));
-        assert_eq!(read_ref(repo, "main").as_deref(), Some(first.as_str()));
-        git(repo, &["branch", "feature/x"]);
-        assert_eq!(read_ref(repo, "feature/x").as_deref(), Some(first.as_str()));
-        // Packed refs.
-        git(repo, &["pack-refs", "--all"]);
-        let second = commit(repo, "two");
-        assert_eq!(read_ref(repo, "main").as_deref(), Some(second.as_str()));
-        assert_eq!(read_ref(repo, "feature/x").as_deref(), Some(first.as_str()), "from packed-refs");
-        // Unknown, odd or ambiguous names: git decides.
-        assert_eq!(read_ref(repo, "nope"), None);
-        assert_eq!(read_ref(repo, "main~1"), None);
-        assert_eq!(read_ref(repo, &first), None);
-        git(repo, &["tag", "feature/x", "main"]);
-        assert_eq!(read_ref(repo, "feature/x"), None, "a tag of the same name wins in git");
-        // Detached HEAD.
-        git(repo, &["checkout", "-q", "--detach", &first]);
-        assert_eq!(read_ref(repo, "HEAD").as_deref(), Some(first.as_str()));
-        // A linked worktree has a gitfile.
-        let wt = tmp.path().join("wt");
-        git(repo, &["worktree", "add", "-q", wt.to_str().expect("utf-8"), "main"]);
-        assert_eq!(read_ref(&wt, "HEAD"), None);
-    }
-
-    #[test]
-    fn resolve_commit_agrees_with_git_rev_parse() {
-        let tmp = tempfile::tempdir().expect("temp");
-        let repo = tmp.path();
-        git(repo, &["init", "-q"]);
-        commit(repo, "one");
-        git(repo, &["tag", "v1"]);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        for rev in ["HEAD", "main", "v1"] {
-            let fast = rt.block_on(resolve_commit(repo, rev)).expect("resolves");
-            let slow = rt.block_on(git::rev_parse(repo, rev)).expect("git resolves");
-            assert_eq!(fast, slow, "{rev}");
-        }
-        assert!(rt.block_on(resolve_commit(repo, "missing")).is_err());
-    }
 }

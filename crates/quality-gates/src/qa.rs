@@ -44,7 +44,7 @@ use crate::boundary::{BOUNDARY_GATE, BoundaryGate, boundary_findings};
 use crate::docs::DocsGate;
 use crate::elapsed_ms;
 use crate::feedback::{format_feedback, qa_verdict, summarize};
-use crate::git::{Git, GitFailure};
+use crate::git::{Git, GitError};
 use crate::review::{ReviewGate, Reviewer, ReviewerError};
 use crate::settings::GateSettings;
 use crate::test_gate::TestsGate;
@@ -79,7 +79,7 @@ pub enum QaError {
     NonUtf8Path(PathBuf),
 }
 
-fn git_error(action: impl Into<String>) -> impl FnOnce(GitFailure) -> QaError {
+fn git_error(action: impl Into<String>) -> impl FnOnce(GitError) -> QaError {
     let action = action.into();
     move |f| QaError::Git { action, failure: f.to_string() }
 }

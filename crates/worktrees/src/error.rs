@@ -22,12 +22,9 @@ pub enum ErrorClass {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PoolError {
-    /// `git` could not be started.
-    #[error("failed to run git: it is not installed or not on PATH ({source})")]
-    GitMissing {
-        /// The spawn error.
-        source: std::io::Error,
-    },
+    /// A git command could not be run or failed (names the command, its exit code and stderr).
+    #[error(transparent)]
+    Git(#[from] fugue_core::git::GitError),
     /// A process could not be started or waited for.
     #[error("failed to run `{command}`: {source}")]
     Spawn {
@@ -35,18 +32,6 @@ pub enum PoolError {
         command: String,
         /// The I/O error.
         source: std::io::Error,
-    },
-    /// A git command exited non-zero.
-    #[error("failed to run `{command}` in {dir} (exit code {code}): {stderr}", code = code.map_or("none: killed by a signal".to_owned(), |c| c.to_string()))]
-    Git {
-        /// The command line (without `-C`).
-        command: String,
-        /// Where it ran.
-        dir: PathBuf,
-        /// Its exit code (none when killed by a signal).
-        code: Option<i32>,
-        /// The tail of its stderr.
-        stderr: String,
     },
     /// The repository path is not inside a git work tree.
     #[error("failed to open {path} as a git repository: {detail}; pass --repo with the path of a non-bare git checkout")]
@@ -235,11 +220,7 @@ impl PoolError {
             | PoolError::TargetDirty { .. }
             | PoolError::TargetMoved { .. }
             | PoolError::FastForward { .. } => ErrorClass::Failed,
-            PoolError::GitMissing { .. }
-            | PoolError::Spawn { .. }
-            | PoolError::Git { .. }
-            | PoolError::Io { .. }
-            | PoolError::CorruptState { .. } => ErrorClass::Environment,
+            PoolError::Spawn { .. } | PoolError::Git(_) | PoolError::Io { .. } | PoolError::CorruptState { .. } => ErrorClass::Environment,
         }
     }
 
@@ -272,7 +253,12 @@ mod tests {
         let m = e.to_string();
         assert!(m.contains("`main`") && m.contains("/r") && m.contains("f0, f1, f2, f3, f4 and 2 more") && m.contains("not moved"), "{m}");
         assert_eq!(e.class(), ErrorClass::Failed);
-        let e = PoolError::Git { command: "git x".into(), dir: "/d".into(), code: None, stderr: "boom".into() };
+        let e = PoolError::Git(fugue_core::git::GitError::Failed {
+            command: "git x".into(),
+            dir: "/d".into(),
+            code: None,
+            stderr: "boom".into(),
+        });
         assert!(e.to_string().contains("killed by a signal"));
         let e = PoolError::Setup { command: "make".into(), worktree: "/w".into(), status: "code 2".into(), stderr: "no rule".into() };
         assert!(e.to_string().contains("`make` exited with code 2:\nno rule"), "{e}");

@@ -7,8 +7,8 @@
 //! resets and cleans it but keeps the ignored build caches named in `pool.keep_ignored`, so a
 //! warm acquire costs a few git processes instead of a full checkout and a cold build. The
 //! merge coordinator ([`Pool::merge`]) brings the task branches into the target in the order
-//! it is given, inside a dedicated integration worktree, and moves the target with a
-//! compare-and-swap.
+//! it is given, without a checkout (`merge-tree --write-tree` and `commit-tree`; an integration
+//! worktree only with git older than 2.38), and moves the target with a compare-and-swap.
 //!
 //! Everything runs `git` as a child process (no libgit2): what fugue does is what a person
 //! would do by hand, with git's own locking and on-disk formats. The API is synchronous; from
@@ -20,6 +20,7 @@
 //! deleted (only an explicit discard does that), and merging is idempotent — a branch already
 //! contained in the target is skipped, which is what makes a resumed run merge exactly once.
 
+mod disk;
 mod error;
 mod git;
 mod health;
@@ -30,8 +31,9 @@ mod repo;
 mod sparse;
 mod state;
 
+pub use disk::{SlotDisk, human_bytes};
 pub use error::{ErrorClass, PoolError};
 pub use health::{HealthReport, Problem, RepairReport, STALE_LOCK_MIN_AGE, STALE_LOCK_MIN_AGE_NO_PROC};
-pub use merge::{BranchMerge, BranchOutcome, MergeReport, MergeRequest, TargetUpdate, dependency_order};
+pub use merge::{BranchMerge, BranchOutcome, MergeMethod, MergeReport, MergeRequest, TargetUpdate, dependency_order};
 pub use migrate::{LEGACY_POOL_DIR, LeftBehind, Migration};
 pub use pool::{AcquireRequest, Acquired, CleanupOptions, CleanupReport, Pool, ReleaseMode, Released};

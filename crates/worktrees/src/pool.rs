@@ -583,7 +583,8 @@ impl Pool {
     /// `git worktree prune`, under the exclusive admin lock.
     pub(crate) fn prune(&self) -> Result<(), PoolError> {
         let _exclusive = self.admin_lock(true)?;
-        self.repo.git.cmd(&self.repo.toplevel).args(["worktree", "prune"]).run().map(drop)
+        self.repo.git.cmd(&self.repo.toplevel).args(["worktree", "prune"]).run()?;
+        Ok(())
     }
 
     /// `git branch -D`, under the shared admin lock (git checks the worktrees first).
@@ -634,7 +635,7 @@ impl Pool {
                 detach(&head)?;
                 Ok(())
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -707,34 +708,15 @@ impl Pool {
     /// line (the one it is about to replace), else at the end under a comment.
     pub(crate) fn ensure_excluded_after(&self, after: Option<&str>) -> Result<(), PoolError> {
         let Some(line) = self.exclude_line(&self.pool_dir) else { return Ok(()) };
-        let file = self.exclude_file();
-        let text = std::fs::read_to_string(&file).unwrap_or_default();
-        if text.lines().any(|l| l.trim() == line) {
-            return Ok(());
-        }
-        let mut lines: Vec<&str> = text.lines().collect();
-        match after.and_then(|a| lines.iter().position(|l| l.trim() == a)) {
-            Some(i) => lines.insert(i + 1, &line),
-            None => {
-                lines.push("# fugue worktree pool");
-                lines.push(&line);
-            }
-        }
-        let mut new = lines.join("\n");
-        new.push('\n');
-        fugue_core::state::write_atomic(&file, new.as_bytes()).map_err(PoolError::io("write", &file))
+        fugue_core::git::exclude_add(&self.repo.common_dir, &[line], "fugue worktree pool", after)
+            .map_err(PoolError::io("write", self.exclude_file()))?;
+        Ok(())
     }
 
     /// Removes `line` from `info/exclude` (a pool dir no longer in use).
     pub(crate) fn unexclude(&self, line: &str) -> Result<(), PoolError> {
-        let file = self.exclude_file();
-        let Ok(text) = std::fs::read_to_string(&file) else { return Ok(()) };
-        if !text.lines().any(|l| l.trim() == line) {
-            return Ok(());
-        }
-        let mut new: String = text.lines().filter(|l| l.trim() != line).collect::<Vec<_>>().join("\n");
-        new.push('\n');
-        fugue_core::state::write_atomic(&file, new.as_bytes()).map_err(PoolError::io("write", &file))
+        fugue_core::git::exclude_remove(&self.repo.common_dir, line).map_err(PoolError::io("write", self.exclude_file()))?;
+        Ok(())
     }
 
     /// The `info/exclude` line for a directory inside the repository (`/rel/path/`).
@@ -747,7 +729,7 @@ impl Pool {
     }
 
     pub(crate) fn exclude_file(&self) -> PathBuf {
-        self.repo.common_dir.join("info").join("exclude")
+        fugue_core::git::exclude_file(&self.repo.common_dir)
     }
 
     /// Whether `path` is one of the pool's own directories: a slot (`wt-N`) or the integration

@@ -83,7 +83,7 @@ impl Repo {
 
     /// The commit-ish `git merge-base --is-ancestor a b`.
     pub(crate) fn is_ancestor(&self, dir: &Path, a: &str, b: &str) -> Result<bool, PoolError> {
-        self.git.cmd(dir).args(["merge-base", "--is-ancestor", a, b]).test()
+        Ok(self.git.cmd(dir).args(["merge-base", "--is-ancestor", a, b]).test()?)
     }
 }
 

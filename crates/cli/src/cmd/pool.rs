@@ -15,8 +15,8 @@ use std::process::ExitCode;
 
 use fugue_core::{CommandLine, PoolSpec, TaskId};
 use fugue_engine::worktrees::{
-    AcquireRequest, BranchOutcome, CleanupOptions, CleanupReport, ErrorClass, MergeRequest, Migration, Pool, PoolError, ReleaseMode,
-    TargetUpdate,
+    AcquireRequest, BranchOutcome, CleanupOptions, CleanupReport, ErrorClass, MergeMethod, MergeRequest, Migration, Pool, PoolError,
+    ReleaseMode, TargetUpdate, human_bytes,
 };
 
 use crate::{CliError, CliResult, Global};
@@ -189,6 +189,20 @@ pub(crate) fn run(global: &Global, args: PoolArgs) -> CliResult {
                 let dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".to_owned());
                 println!("{}|{status}|{}|{}|{}|{}", w.id, dash(&w.task_id), w.path, dash(&w.branch), dash(&w.acquired_at));
             }
+            // After the protocol lines, indented, so a script reading `wt-N|…` lines is not
+            // confused: what the slots cost on disk, their build caches apart.
+            let disk = pool.disk_usage().map_err(cli_error)?;
+            let total: u64 = disk.iter().map(|d| d.bytes).sum();
+            let caches: u64 = disk.iter().map(|d| d.cache_bytes).sum();
+            let created = disk.iter().filter(|d| !d.missing).count();
+            println!("Disk: {} in {created} slot(s), of which {} build caches", human_bytes(total), human_bytes(caches));
+            for d in &disk {
+                if d.missing {
+                    println!("  {}: no checkout", d.slot);
+                } else {
+                    println!("  {}: {} in {} files (caches {})", d.slot, human_bytes(d.bytes), d.files, human_bytes(d.cache_bytes));
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         PoolCommand::Merge { target, branches, stop_on_conflict } => {
@@ -204,6 +218,12 @@ pub(crate) fn run(global: &Global, args: PoolArgs) -> CliResult {
                 req = req.target(t);
             }
             let report = pool.merge(&req).map_err(cli_error)?;
+            if report.method == MergeMethod::Checkout
+                && !global.quiet
+                && let (_, Some(why)) = MergeMethod::detect()
+            {
+                eprintln!("note: {why}");
+            }
             for b in &report.branches {
                 match &b.outcome {
                     BranchOutcome::Merged => println!("MERGED:{}", b.branch),

@@ -105,6 +105,13 @@ where
     Fut: std::future::Future<Output = Result<RunSummary, EngineError>>,
 {
     let rt = runtime()?;
+    // An older git merges through a checkout of the whole repository: say so before the run,
+    // where a slow merge would otherwise go unexplained.
+    if !global.quiet
+        && let (_, Some(why)) = fugue_engine::worktrees::MergeMethod::detect()
+    {
+        eprintln!("note: {why}");
+    }
     let (tx, rx) = mpsc::unbounded_channel();
     opts.progress = Some(tx);
     let control = opts.control();

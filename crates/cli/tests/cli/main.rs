@@ -7,6 +7,7 @@ mod budgets;
 mod demo;
 mod drivers;
 mod faults;
+mod git_env;
 mod html;
 mod init;
 mod more_drivers;

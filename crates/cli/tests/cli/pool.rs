@@ -49,3 +49,28 @@ fn protocol_lines_and_the_move_out_of_the_old_default_dir() {
     let out = fugue(&repo, &["pool", "health"]);
     assert_eq!((out.code, out.stdout.as_str()), (0, "HEALTHY\n"), "{}", out.stderr);
 }
+
+#[test]
+fn pool_status_shows_the_disk_each_slot_uses_after_the_protocol_lines() {
+    let dir = temp();
+    let repo = repo(dir.path(), "");
+    let out = fugue(&repo, &["pool", "init", "2"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = fugue(&repo, &["pool", "acquire", "t"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let slot = repo.canonicalize().expect("canonical").join(".claude/worktrees/wt-1");
+    std::fs::create_dir_all(slot.join("target")).expect("mkdir");
+    std::fs::write(slot.join("target/cache.bin"), vec![7u8; 2 * 1024 * 1024]).expect("write");
+    let out = fugue(&repo, &["pool", "status"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    // The protocol lines first, unchanged.
+    assert!(lines[1].starts_with("wt-1|busy|t|") && lines[2].starts_with("wt-2|free|"), "{}", out.stdout);
+    let disk = lines.iter().position(|l| l.starts_with("Disk: ")).expect("a Disk line");
+    assert!(disk > 2, "after the slots: {}", out.stdout);
+    assert!(lines[disk].contains("in 1 slot(s), of which 2.0 MiB build caches"), "{}", out.stdout);
+    assert!(lines[disk + 1].starts_with("  wt-1: ") && lines[disk + 1].ends_with("(caches 2.0 MiB)"), "{}", out.stdout);
+    assert_eq!(lines[disk + 2], "  wt-2: no checkout", "a slot never used has none: {}", out.stdout);
+    // No line a `wt-N|…` reader would take for a slot.
+    assert_eq!(lines.iter().filter(|l| l.starts_with("wt-")).count(), 2, "{}", out.stdout);
+}

@@ -436,20 +436,7 @@ fn parse_config(value: &serde_json::Value) -> Result<ReviewConfig, String> {
 /// (as new files), read with `git` without touching the index.
 fn worktree_diff(worktree: &Path, base: &str) -> Result<String, String> {
     let git = |args: &[&str]| -> Result<String, String> {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(worktree)
-            .args(args)
-            .output()
-            .map_err(|e| format!("failed to run git in {}: {e}", worktree.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "`git {}` failed in {}: {}",
-                args.join(" "),
-                worktree.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
+        let out = fugue_core::git::Git::default().cmd(worktree).args(args).run().map_err(|e| e.to_string())?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
     let mut diff = git(&["diff", "--no-color", "--no-ext-diff", base, "--"])?;

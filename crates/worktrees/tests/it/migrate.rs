@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use fugue_core::PoolSpec;
 use fugue_core::state::SlotStatus;
-use fugue_worktrees::{AcquireRequest, CleanupOptions, LEGACY_POOL_DIR, MergeRequest, Pool, ReleaseMode};
+use fugue_worktrees::{AcquireRequest, CleanupOptions, LEGACY_POOL_DIR, MergeMethod, MergeRequest, Pool, ReleaseMode};
 
 use crate::common::{Fixture, commit, git, task, write};
 
@@ -51,7 +51,8 @@ fn old_pool(fx: &Fixture) -> (Pool, String) {
     write(&held.path, "target/cache.bin", "build cache\n");
     let done = pool.acquire(&AcquireRequest::new(task("done"))).expect("acquire done");
     commit(&done.path, "docs/done.md", "done\n", "done work");
-    let report = pool.merge(&MergeRequest::new(["auto/done"]).target("main")).expect("merge");
+    // A pool of an older fugue (or git) has an integration worktree: the checkout merge makes one.
+    let report = pool.merge(&MergeRequest::new(["auto/done"]).target("main").method(MergeMethod::Checkout)).expect("merge");
     assert!(report.is_complete());
     pool.release(&done.slot, ReleaseMode::KeepBranch).expect("release");
     let old = canonical(fx).join(LEGACY_POOL_DIR);
