@@ -29,6 +29,7 @@
 
 mod check;
 mod command;
+pub mod confine;
 mod driver;
 mod local;
 mod output;

@@ -5,7 +5,9 @@
 //! 1. the log file (if any) is opened for appending and the spec's header line written — a log
 //!    that does not exist yet is only created by the first output or an ending worth a record
 //!    (see `output::LogFile`);
-//! 2. the program is started directly — no shell — in the spec's working directory, as the
+//! 2. with a [`ProcessSpec::confine`], the Landlock ruleset is built (see `confine`) and applied
+//!    in the child before exec; one that cannot be applied is an error, never an unconfined run;
+//!    the program is started directly — no shell — in the spec's working directory, as the
 //!    leader of a new process group, with the spec's `env` added to the inherited environment;
 //!    the spec's stdin bytes are fed to it (and the pipe closed) by a task of their own, or
 //!    its stdin is empty;
@@ -164,6 +166,21 @@ impl Executor for LocalExecutor {
             log.note(&redactor.redact(header));
         }
 
+        // The ruleset is built here, before the fork; the child only applies it (see `confine`).
+        // A confinement that cannot be applied stops the run: it never goes ahead unconfined.
+        let confined = match &spec.confine {
+            Some(c) => match crate::confine::prepare(c) {
+                Ok(prepared) => prepared,
+                Err(e) => {
+                    if let Some(log) = &mut log {
+                        log.note(&redactor.redact(&format!("--- fugue: could not start `{program}`: {e}")));
+                        log.keep();
+                    }
+                    return Err(spawn_error(&spec, program, ErrorKind::Unsupported, e.to_string()));
+                }
+            },
+            None => None,
+        };
         let mut command = tokio::process::Command::new(program);
         command
             .args(args)
@@ -173,6 +190,15 @@ impl Executor for LocalExecutor {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
+        if let Some(prepared) = &confined {
+            let fd = prepared.raw_fd();
+            // SAFETY: the closure runs in the child between fork and exec and only makes the two
+            // async-signal-safe system calls of `restrict_in_child`; `fd` stays open in the parent
+            // (and so in the child) until `spawn` returns, because `confined` lives until then.
+            unsafe {
+                command.pre_exec(move || crate::confine::restrict_in_child(fd));
+            }
+        }
         let mut child = match command.spawn() {
             Ok(child) => child,
             Err(e) => {
@@ -183,6 +209,7 @@ impl Executor for LocalExecutor {
                 return Err(spawn_error(&spec, program, e.kind(), e.to_string()));
             }
         };
+        drop(confined);
         let group = child.id().and_then(Group::led_by);
         let mut guard = GroupGuard::new(group, spec.grace);
 

@@ -62,6 +62,7 @@ fn spec(command: &[&str]) -> CommandAgentSpec {
         timeout: None,
         env: Default::default(),
         prompt_via: PromptInput::Args,
+        confine: None,
     }
 }
 

@@ -15,6 +15,7 @@
 
 mod agent;
 mod command;
+mod confine;
 mod diag;
 mod duration;
 mod executor;
@@ -37,6 +38,7 @@ pub mod load;
 
 pub use agent::{Activity, ActivityObserver, Agent, AgentContext, AgentError, AgentOutcome, AgentReport, FailureKind, Usage};
 pub use command::{CommandLine, CommandLineError};
+pub use confine::{ConfineMode, ConfinePolicy, Confinement, expand_home};
 pub use diag::{IssueLevel, PlanIssue, pointer_join, pointer_token};
 pub use duration::{DURATION_PATTERN, DurationError, HumanDuration};
 pub use executor::{ExecError, ExecObserver, Executor, OutputStream, ProcessOutcome, ProcessSpec};

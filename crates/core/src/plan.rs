@@ -49,6 +49,14 @@ pub struct Plan {
     /// How agent processes are started.
     #[serde(default)]
     pub executor: ExecutorSpec,
+    /// How agents are confined (Landlock): `strict` or `off`; agents may override it. Default:
+    /// strict where the kernel supports it, else off with a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confine: Option<crate::ConfineMode>,
+    /// Directories confined agents may also write (build caches such as `~/.cargo`), absolute
+    /// or under `~/`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caches: Vec<String>,
     /// The tasks.
     #[schemars(length(min = 1))]
     pub tasks: Vec<TaskSpec>,
@@ -301,6 +309,9 @@ pub struct DriverAgentSpec {
     /// user's login), so that concurrent sessions do not corrupt shared state. Default true.
     #[serde(default = "default_true")]
     pub isolate_sessions: bool,
+    /// Overrides the plan's `confine` for this agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confine: Option<crate::ConfineMode>,
 }
 
 fn default_true() -> bool {
@@ -325,6 +336,7 @@ impl DriverAgentSpec {
             timeout: None,
             feedback: FeedbackMode::default(),
             isolate_sessions: true,
+            confine: None,
         }
     }
 }
@@ -357,6 +369,9 @@ pub struct CommandAgentSpec {
     /// How the prompt is given besides the placeholders.
     #[serde(default)]
     pub prompt_via: PromptInput,
+    /// Overrides the plan's `confine` for this agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confine: Option<crate::ConfineMode>,
 }
 
 /// A plugin agent.
