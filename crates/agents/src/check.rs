@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use fugue_core::plugin::PluginKind;
 use fugue_core::redact::{self, looks_secret};
-use fugue_core::{Agent, AgentSpec, DriverKind, Executor, Plan, PlanIssue, merge_config, pointer_join};
+use fugue_core::{Agent, AgentSpec, ConfineMode, ConfinePolicy, DriverKind, Executor, Plan, PlanIssue, merge_config, pointer_join};
 
 use crate::plugin::{PluginError, PluginHandle, open_plugin};
 use crate::{CommandAgent, DriverAgent, LocalExecutor, driver_refuses, template};
@@ -40,12 +40,75 @@ pub fn agent_from_spec_with(
     plan_dir: &Path,
     executor: Arc<dyn Executor>,
 ) -> Result<Arc<dyn Agent>, PluginError> {
+    let own = match spec {
+        AgentSpec::Command(c) => c.confine,
+        AgentSpec::Driver(d) => d.confine,
+        AgentSpec::Plugin(_) => None,
+    };
+    agent_from_spec_confined(name, spec, plan_dir, executor, ConfinePolicy::new(own))
+}
+
+/// [`agent_from_spec_with`] with the agent's processes confined as `policy` says (the plan's
+/// [`Plan::confine_of`]: its `confine` and `caches`). Plugin agents run in this process and
+/// are not confined.
+pub fn agent_from_spec_confined(
+    name: &str,
+    spec: &AgentSpec,
+    plan_dir: &Path,
+    executor: Arc<dyn Executor>,
+    policy: ConfinePolicy,
+) -> Result<Arc<dyn Agent>, PluginError> {
     register_agent_secrets(spec);
     match spec {
-        AgentSpec::Command(command) => Ok(Arc::new(CommandAgent::new(name, command.clone()).with_executor(executor))),
+        AgentSpec::Command(command) => {
+            Ok(Arc::new(CommandAgent::new(name, command.clone()).with_executor(executor).with_confinement(policy)))
+        }
         AgentSpec::Plugin(p) => open_plugin(&p.plugin, plan_dir)?.agent(name, p.timeout.map(|t| t.0)),
-        AgentSpec::Driver(d) => Ok(Arc::new(DriverAgent::new(name, d.clone()).with_executor(executor))),
+        AgentSpec::Driver(d) => Ok(Arc::new(DriverAgent::new(name, d.clone()).with_executor(executor).with_confinement(policy))),
     }
+}
+
+/// The plan's confinement problems on this machine: an explicit `confine: strict` the kernel
+/// cannot enforce is an error (the run would refuse every agent); the default on such a kernel
+/// is a warning that names the setting, said once for the plan.
+fn confine_issues(plan: &Plan) -> Vec<PlanIssue> {
+    let support = crate::confine::support();
+    if support.enforced() {
+        return Vec::new();
+    }
+    let mut issues = Vec::new();
+    let used = |name: &str| {
+        plan.tasks.iter().any(|t| t.agent == name) || plan.gates.review.as_on().and_then(|r| r.agent.as_deref()) == Some(name)
+    };
+    let mut defaulted = false;
+    for (name, spec) in &plan.agents {
+        if matches!(spec, AgentSpec::Plugin(_)) || !used(name) {
+            continue;
+        }
+        let own = match spec {
+            AgentSpec::Command(c) => c.confine,
+            AgentSpec::Driver(d) => d.confine,
+            AgentSpec::Plugin(_) => None,
+        };
+        match own.or(plan.confine) {
+            Some(ConfineMode::Strict) => {
+                let pointer = if own.is_some() { pointer_join(&pointer_join("/agents", name), "confine") } else { "/confine".to_owned() };
+                issues.push(
+                    PlanIssue::error("confine/unsupported", pointer, format!("agent `{name}` must run confined, and {}", support.describe()))
+                        .with_help("run fugue on Linux 6.2 or later with Landlock enabled, or set `confine: off` to run agents unconfined"),
+                );
+            }
+            None => defaulted = true,
+            Some(ConfineMode::Off) => {}
+        }
+    }
+    if defaulted {
+        issues.push(
+            PlanIssue::warning("confine/off", "", format!("agents will run unconfined: {}", support.describe()))
+                .with_help("agents are confined to their worktrees where the kernel has Landlock (Linux 6.2+); set `confine: off` to say you know"),
+        );
+    }
+    issues
 }
 
 /// Every agent problem of `plan` that the plan's schema cannot see: the plugin problems of
@@ -115,6 +178,7 @@ pub fn check_plan_agents(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
             }
         }
     }
+    issues.extend(confine_issues(plan));
     issues.extend(check_plan_plugins(plan, plan_dir));
     issues
 }

@@ -175,6 +175,59 @@ pub(crate) fn decide(policy: &ConfinePolicy) -> Option<bool> {
     }
 }
 
+/// True when an agent with `policy` runs confined here (what the engine needs to know to
+/// detach its worktree's HEAD).
+pub fn will_confine(policy: &ConfinePolicy) -> bool {
+    match policy.mode {
+        Some(ConfineMode::Off) => false,
+        Some(ConfineMode::Strict) => true,
+        None => support().enforced(),
+    }
+}
+
+/// One line for `fugue plan` and `fugue run`: whether the plan's agents run confined here.
+pub fn describe_plan(plan: &fugue_core::Plan) -> String {
+    use fugue_core::AgentSpec;
+    let mut on = Vec::new();
+    let mut off = Vec::new();
+    let mut plugins = Vec::new();
+    let reviewer = plan.gates.review.as_on().and_then(|r| r.agent.as_deref());
+    for (name, spec) in &plan.agents {
+        if !(plan.tasks.iter().any(|t| t.agent == *name) || reviewer == Some(name.as_str())) {
+            continue;
+        }
+        match spec {
+            AgentSpec::Plugin(_) => plugins.push(name.as_str()),
+            _ if will_confine(&plan.confine_of(name)) => on.push(name.as_str()),
+            _ => off.push(name.as_str()),
+        }
+    }
+    let list = |names: &[&str]| names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    let mut line = if on.is_empty() {
+        let why = match plan.confine {
+            Some(ConfineMode::Off) => "`confine: off`".to_owned(),
+            _ if support().enforced() => "every agent sets `confine: off`".to_owned(),
+            _ => format!("{}; set `confine: off` to say so", support().describe()),
+        };
+        format!("🔓 Confinement: off ({why}): agents may write anywhere fugue's user may")
+    } else {
+        let caches = if plan.caches.is_empty() { String::new() } else { format!(", the caches {}", plan.caches.join(", ")) };
+        let mut l = format!(
+            "🔒 Confinement: on ({}) for {}: writes only in the task's worktree{caches}, a private TMPDIR and the CLI's own state; reviewers write none of the checkout",
+            support().describe(),
+            if off.is_empty() && plugins.is_empty() { "every agent".to_owned() } else { list(&on) }
+        );
+        if !off.is_empty() {
+            l.push_str(&format!("; unconfined (`confine: off`): {}", list(&off)));
+        }
+        l
+    };
+    if !plugins.is_empty() {
+        line.push_str(&format!("; plugin agents run inside fugue and are not confined: {}", list(&plugins)));
+    }
+    line
+}
+
 /// The paths an agent run may write, as described in the module docs: `cli_state` is what the
 /// agent's CLI declares (its per-slot home), `tmp` the run's private temp dir.
 pub(crate) fn writable_roots(ctx: &AgentContext, policy: &ConfinePolicy, cli_state: &[PathBuf], tmp: &Path) -> Vec<PathBuf> {
@@ -355,17 +408,33 @@ pub fn exec_confined(write: Vec<PathBuf>, strict: bool, argv: &[std::ffi::OsStri
     std::process::Command::new(program).args(args).exec()
 }
 
-/// The output of a confined run that shows a refused write: the lines that say
-/// "Permission denied" or "Read-only file system" (as shells, git and runtimes print EACCES
-/// and EROFS), at most three, for the report.
+/// The output of a confined run that shows a refused write: each distinct message ending in
+/// "Permission denied" (how shells, git and runtimes print EACCES), at most three, for the
+/// report. A CLI's machine output embeds tool output in JSON strings, so the message is cut
+/// from the start of its string (or escaped line) to the words.
 pub(crate) fn refused_writes(output: &str) -> Vec<String> {
-    output
-        .lines()
-        .filter(|l| !l.starts_with("--- fugue:"))
-        .filter(|l| l.contains("Permission denied") || l.contains("EACCES") || l.contains("Operation not permitted"))
-        .map(|l| crate::driver::clip(l.trim(), 200))
-        .take(3)
-        .collect()
+    const NEEDLE: &str = "Permission denied";
+    let mut found: Vec<String> = Vec::new();
+    for line in output.lines().filter(|l| !l.starts_with("--- fugue:")) {
+        let mut from = 0;
+        while let Some(at) = line[from..].find(NEEDLE).map(|i| i + from) {
+            let before = &line[..at];
+            let start = [before.rfind('"').map(|i| i + 1), before.rfind("\\n").map(|i| i + 2), before.rfind("\\r").map(|i| i + 2)]
+                .into_iter()
+                .flatten()
+                .max()
+                .unwrap_or(0);
+            let message = crate::driver::clip(line[start..at + NEEDLE.len()].trim(), 200);
+            if !message.is_empty() && !found.contains(&message) {
+                found.push(message);
+            }
+            if found.len() == 3 {
+                return found;
+            }
+            from = at + NEEDLE.len();
+        }
+    }
+    found
 }
 
 #[cfg(test)]
@@ -492,6 +561,15 @@ mod tests {
         assert_eq!(found[0], gitdir);
         assert_eq!(found[1], std::fs::canonicalize(&common).expect("canon").join("objects"));
         assert!(git_internals(tmp.path()).is_empty());
+    }
+
+    #[test]
+    fn refusals_are_cut_out_of_plain_and_json_output() {
+        let plain = "sh: 1: cannot create /r/README.md: Permission denied\nok\nsh: 1: cannot create /r/README.md: Permission denied";
+        assert_eq!(refused_writes(plain), vec!["sh: 1: cannot create /r/README.md: Permission denied".to_owned()]);
+        let json = r#"{"type":"item.completed","item":{"aggregated_output":"ok\ntouch: cannot touch '/x': Permission denied\n"}}"#;
+        assert_eq!(refused_writes(json), vec!["touch: cannot touch '/x': Permission denied".to_owned()]);
+        assert!(refused_writes("--- fugue: Permission denied\nall good").is_empty());
     }
 
     #[test]

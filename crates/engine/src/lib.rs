@@ -8,6 +8,7 @@
 //!
 //! It re-exports the crates it is built on so that one dependency gives the whole stack.
 
+mod confine;
 pub mod demo;
 pub mod error;
 pub mod events;

@@ -421,7 +421,7 @@ async fn drive(
     let mut agents = opts.agents.clone();
     for (name, spec) in &plan.agents {
         if !agents.contains_key(name) {
-            let a = fugue_agents::agent_from_spec_with(name, spec, &opts.plan_dir, executor.clone())
+            let a = fugue_agents::agent_from_spec_confined(name, spec, &opts.plan_dir, executor.clone(), plan.confine_of(name))
                 .map_err(|e| EngineError::Agent(format!("agent `{name}`: {e}")))?;
             agents.insert(name.clone(), a);
         }
@@ -823,6 +823,11 @@ async fn attempt_once(
                 .map_err(|e| AttemptError::retry(e.to_string()))?
                 .map_err(|e| AttemptError::retry(format!("failed to get a worktree: {e}")))?;
             cleanup.slot = Some(acq.slot.clone());
+            if acq.already_held {
+                // A run killed while its confined agent worked left the agent's commits on the
+                // slot's detached HEAD: they become the branch before anything else looks.
+                crate::confine::adopt(&acq.path, &acq.branch).await.map_err(AttemptError::retry)?;
+            }
             send(Msg::Event(Event::AttemptStarted {
                 task: task.id.clone(),
                 attempt,
@@ -860,6 +865,11 @@ async fn attempt_once(
         // A re-attached job continues the iteration it was submitted for.
         let mut iteration = job.as_ref().map_or(0, |j| j.iteration);
         let mut blocked_retries = 0;
+        // A confined agent commits on a detached HEAD; fugue moves the branch (see `confine`).
+        let confined = branch.as_deref().filter(|_| {
+            matches!(plan.agents.get(&task.agent), Some(fugue_core::AgentSpec::Command(_) | fugue_core::AgentSpec::Driver(_)))
+                && fugue_agents::confine::will_confine(&plan.confine_of(&task.agent))
+        });
         loop {
             let mut ctx = AgentContext::new(task.id.clone(), task.prompt.clone(), worktree.clone());
             ctx.task_name = task.display_name().to_owned();
@@ -899,7 +909,14 @@ async fn attempt_once(
                 }),
             }));
             let started = std::time::Instant::now();
-            let report = agent.run(ctx).await.map_err(|e| AttemptError::retry(e.to_string()))?;
+            if confined.is_some() {
+                crate::confine::detach(&worktree).await.map_err(AttemptError::retry)?;
+            }
+            let ran = agent.run(ctx).await;
+            if let Some(branch) = confined {
+                crate::confine::adopt(&worktree, branch).await.map_err(AttemptError::retry)?;
+            }
+            let report = ran.map_err(|e| AttemptError::retry(e.to_string()))?;
             let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             send(Msg::Output(index, report.output.clone()));
             send(Msg::Event(Event::AgentFinished {
