@@ -212,7 +212,7 @@ mod tests {
     fn aider_gets_a_git_identity_and_no_browser() {
         let mut spec = DriverAgentSpec::new(fugue_core::DriverKind::Aider);
         spec.env.insert("GIT_AUTHOR_NAME".to_owned(), "Ada".to_owned());
-        let inv = Invocation { prompt: "p", resume: None, permissions: Permissions::Edit, verify: &[], home: None };
+        let inv = Invocation { prompt: "p", resume: None, permissions: Permissions::Edit, verify: &[], home: None, confined: false };
         let env = Aider.env(&spec, &inv);
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!((get("GIT_CONFIG_KEY_0"), get("GIT_CONFIG_VALUE_0")), (Some("user.name"), Some("Ada")));

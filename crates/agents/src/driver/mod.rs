@@ -71,6 +71,9 @@ pub(crate) struct Invocation<'a> {
     pub(crate) verify: &'a [String],
     /// The per-slot config directory, when sessions are isolated.
     pub(crate) home: Option<&'a Path>,
+    /// fugue confines the process (Landlock): a CLI whose own sandbox cannot nest in that
+    /// (Codex's bubblewrap) picks one that can.
+    pub(crate) confined: bool,
 }
 
 /// One coding-agent CLI: how to start it headless and how to read it.
@@ -259,7 +262,8 @@ impl DriverAgent {
 
     fn invocation<'a>(&self, ctx: &'a AgentContext, prompt: &'a str, resume: Option<&'a str>, home: Option<&'a Path>) -> Invocation<'a> {
         let permissions = if ctx.read_only { Permissions::ReadOnly } else { self.spec.permissions };
-        Invocation { prompt, resume, permissions, verify: &ctx.verify, home }
+        let confined = confine::will_confine(&self.confine);
+        Invocation { prompt, resume, permissions, verify: &ctx.verify, home, confined }
     }
 
     fn spawn_error(&self, message: impl Into<String>) -> AgentError {
@@ -286,7 +290,16 @@ impl DriverAgent {
             })?),
             _ => None,
         };
-        let inv = self.invocation(ctx, prompt, resume, home.as_deref());
+        let tmp = match confine::decide(&self.confine) {
+            Some(strict) => {
+                let tmp = confine::RunTmp::create(ctx.task_id.as_str(), self.executor.shared_dir())
+                    .map_err(|source| AgentError::Io { action: "create the agent's private temp dir".to_owned(), source })?;
+                Some((strict, tmp))
+            }
+            None => None,
+        };
+        let mut inv = self.invocation(ctx, prompt, resume, home.as_deref());
+        inv.confined = tmp.is_some();
         let mut argv = vec![self.program()];
         argv.extend(self.cli.args(&self.spec, &inv));
         redact::register_vars(&self.spec.env);
@@ -296,14 +309,6 @@ impl DriverAgent {
         env.extend(ctx.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.insert("FUGUE_TASK_ID".to_owned(), ctx.task_id.to_string());
         env.insert("FUGUE_WORKTREE".to_owned(), ctx.worktree.to_string_lossy().into_owned());
-        let tmp = match confine::decide(&self.confine) {
-            Some(strict) => {
-                let tmp = confine::RunTmp::create(ctx.task_id.as_str(), self.executor.shared_dir())
-                    .map_err(|source| AgentError::Io { action: "create the agent's private temp dir".to_owned(), source })?;
-                Some((strict, tmp))
-            }
-            None => None,
-        };
         let confinement = tmp.as_ref().map(|(strict, tmp)| {
             confine::env_for(&mut env, tmp.path());
             let state = self.cli.state_paths(home.as_deref());
