@@ -71,12 +71,30 @@ pub fn agent_from_spec_confined(
 /// The plan's confinement problems on this machine: an explicit `confine: strict` the kernel
 /// cannot enforce is an error (the run would refuse every agent); the default on such a kernel
 /// is a warning that names the setting, said once for the plan.
-fn confine_issues(plan: &Plan) -> Vec<PlanIssue> {
+fn confine_issues(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
+    let mut issues = Vec::new();
+    // A cache that holds the repository would open all of it (the state dir, the user's
+    // checkout, every slot) to confined agents.
+    let dir = if plan_dir.as_os_str().is_empty() { Path::new(".") } else { plan_dir };
+    let repo = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    for (i, cache) in plan.caches.iter().enumerate() {
+        let path = fugue_core::expand_home(cache);
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        if path.is_absolute() && repo.starts_with(&path) {
+            issues.push(
+                PlanIssue::error(
+                    "confine/cache",
+                    format!("/caches/{i}"),
+                    format!("cache `{cache}` holds the repository {}: confined agents could write all of it", repo.display()),
+                )
+                .with_help("name the build cache's own directory, outside the repository, e.g. `~/.cargo`"),
+            );
+        }
+    }
     let support = crate::confine::support();
     if support.enforced() {
-        return Vec::new();
+        return issues;
     }
-    let mut issues = Vec::new();
     let used = |name: &str| {
         plan.tasks.iter().any(|t| t.agent == name) || plan.gates.review.as_on().and_then(|r| r.agent.as_deref()) == Some(name)
     };
@@ -178,7 +196,7 @@ pub fn check_plan_agents(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
             }
         }
     }
-    issues.extend(confine_issues(plan));
+    issues.extend(confine_issues(plan, plan_dir));
     issues.extend(check_plan_plugins(plan, plan_dir));
     issues
 }

@@ -234,6 +234,7 @@ impl CommandAgent {
         timeout: Option<Duration>,
         elapsed: Duration,
         confined: bool,
+        read_only: bool,
     ) -> Result<AgentReport, AgentError> {
         if outcome.timed_out {
             return Err(AgentError::Timeout { agent: self.name.clone(), after: timeout.unwrap_or_default() });
@@ -252,11 +253,15 @@ impl CommandAgent {
         if !refused.is_empty() {
             report.outcome = fugue_core::AgentOutcome::Failed;
             report.failure = Some(fugue_core::FailureKind::PermissionDenied);
-            report.summary = format!(
-                "{}; confinement refused its writes outside the worktree: {} (a confined agent writes only in its worktree, the plan's `caches`, its TMPDIR and its CLI's state: add a cache, or set `agents.{name}.confine: off`)",
-                report.summary,
-                refused.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ")
-            );
+            let shown = refused.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ");
+            report.summary = if read_only {
+                format!("{}; confinement refused its writes: {shown} (a reviewer is confined read-only: it writes only its TMPDIR)", report.summary)
+            } else {
+                format!(
+                    "{}; confinement refused its writes outside the worktree: {shown} (a confined agent writes only in its worktree, the plan's `caches`, its TMPDIR and its CLI's state: add a cache, or set `agents.{name}.confine: off`)",
+                    report.summary
+                )
+            };
         }
         report.exit_code = outcome.exit_code;
         report.output = match redact_str(&outcome.output) {
@@ -366,6 +371,6 @@ impl Agent for CommandAgent {
         // The files lived until the process ended; now they go.
         drop(files);
         drop(tmp);
-        self.report(outcome, timeout, started.elapsed(), confined)
+        self.report(outcome, timeout, started.elapsed(), confined, ctx.read_only)
     }
 }

@@ -37,8 +37,10 @@
 //! again; a crashed run's leftover detached HEAD is adopted the same way when the resumed task
 //! gets its slot back. Checked with git 2.47: a commit on a detached HEAD writes only
 //! `.git/worktrees/<slot>/{index,HEAD,logs/HEAD,COMMIT_EDITMSG}` and objects; it also tries
-//! `.git/packed-refs.lock` to delete the `AUTO_MERGE` pseudo-ref, which is refused and does not
-//! fail the commit. `git gc --auto` and `git maintenance` would write packs and `gc.pid` in the
+//! `.git/packed-refs.lock` to delete the `AUTO_MERGE` pseudo-ref (after every commit, reset and
+//! checkout), which is refused — git prints `error: Unable to create '…/packed-refs.lock':
+//! Permission denied` — and does not fail the command; fugue does not count that line as a
+//! refused write of the agent's. `git gc --auto` and `git maintenance` would write packs and `gc.pid` in the
 //! common dir: agents get `gc.auto=0` and `maintenance.auto=false` through `GIT_CONFIG_COUNT`.
 //!
 //! **How it is applied.** The ruleset is built in fugue's process ([`prepare`]: paths opened,
@@ -415,7 +417,11 @@ pub fn exec_confined(write: Vec<PathBuf>, strict: bool, argv: &[std::ffi::OsStri
 pub(crate) fn refused_writes(output: &str) -> Vec<String> {
     const NEEDLE: &str = "Permission denied";
     let mut found: Vec<String> = Vec::new();
-    for line in output.lines().filter(|l| !l.starts_with("--- fugue:")) {
+    // git 2.47 deletes the per-worktree AUTO_MERGE ref after every commit, reset and checkout,
+    // and takes `.git/packed-refs.lock` to do it: refused under confinement, harmless (the commit
+    // is made; there was no AUTO_MERGE), and not the agent's doing.
+    let noise = |l: &&str| l.starts_with("--- fugue:") || l.contains("packed-refs.lock");
+    for line in output.lines().filter(|l| !noise(l)) {
         let mut from = 0;
         while let Some(at) = line[from..].find(NEEDLE).map(|i| i + from) {
             let before = &line[..at];
@@ -570,6 +576,7 @@ mod tests {
         let json = r#"{"type":"item.completed","item":{"aggregated_output":"ok\ntouch: cannot touch '/x': Permission denied\n"}}"#;
         assert_eq!(refused_writes(json), vec!["touch: cannot touch '/x': Permission denied".to_owned()]);
         assert!(refused_writes("--- fugue: Permission denied\nall good").is_empty());
+        assert!(refused_writes("error: Unable to create '/r/.git/packed-refs.lock': Permission denied").is_empty());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //!    the spec's stdin bytes are fed to it (and the pipe closed) by a task of their own, or
 //!    its stdin is empty;
 //! 3. stdout and stderr are pumped into the log (up to its cap) and a capped head+tail
-//!    capture (see `output`);
+//!    capture (see `output`), a whole line at a time, so the two streams interleave by lines;
 //! 4. when the process exits, whatever it left running in its group is stopped (SIGTERM,
 //!    grace, SIGKILL) so that nothing outlives it; on timeout the whole group is stopped the
 //!    same way and the outcome says `timed_out`; if the future is dropped (cancellation) a
@@ -92,24 +92,40 @@ fn pump(
     redactor: &Arc<Redactor>,
     tap: Tap,
 ) -> Option<AbortOnDrop<()>> {
+    /// Bytes of one stream held back from the shared sink while they end no line.
+    const PENDING_CAP: usize = 64 * 1024;
     let mut reader = reader?;
     let mut redact = redactor.stream();
     Some(AbortOnDrop(tokio::spawn(async move {
         let mut buf = vec![0u8; 16 * 1024];
+        // The sink interleaves stdout and stderr: it gets whole lines only (the redactor holds
+        // back a partial tail, and without this the other stream's line would land inside
+        // this one's — a JSON report cut in two by a warning on stderr).
+        let mut pending: Vec<u8> = Vec::new();
         loop {
             match reader.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     let clean = redact.push(&buf[..n]);
                     if !clean.is_empty() {
-                        sink.lock().unwrap_or_else(PoisonError::into_inner).push(&clean);
+                        pending.extend_from_slice(&clean);
+                        let upto = if pending.len() > PENDING_CAP {
+                            pending.len()
+                        } else {
+                            pending.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+                        };
+                        if upto > 0 {
+                            sink.lock().unwrap_or_else(PoisonError::into_inner).push(&pending[..upto]);
+                            pending.drain(..upto);
+                        }
                         tap.push(&clean);
                     }
                 }
             }
         }
         let rest = redact.finish();
-        sink.lock().unwrap_or_else(PoisonError::into_inner).push(&rest);
+        pending.extend_from_slice(&rest);
+        sink.lock().unwrap_or_else(PoisonError::into_inner).push(&pending);
         tap.push(&rest);
     })))
 }

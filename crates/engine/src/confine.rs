@@ -38,14 +38,29 @@ async fn git_ok(worktree: &Path, args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// Refuses a worktree that is no longer a linked worktree (an agent deleted its `.git` file):
+/// `git -C` there would find the enclosing repository and move *its* HEAD.
+fn linked(worktree: &Path) -> Result<(), String> {
+    if worktree.join(".git").is_file() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the worktree {} is no longer a git worktree (its `.git` file is gone): the attempt starts again in a fresh slot",
+            worktree.display()
+        ))
+    }
+}
+
 /// Detaches `worktree`'s HEAD at its current commit, for a confined agent.
 pub(crate) async fn detach(worktree: &Path) -> Result<(), String> {
+    linked(worktree)?;
     git_ok(worktree, &["update-ref", "--no-deref", "-m", "fugue: detach HEAD for a confined agent", "HEAD", "HEAD"]).await.map(drop)
 }
 
 /// Points `branch` at `worktree`'s HEAD and attaches HEAD to it, when HEAD is detached (or on
 /// another branch). Returns true when it moved anything.
 pub(crate) async fn adopt(worktree: &Path, branch: &str) -> Result<bool, String> {
+    linked(worktree)?;
     let full = format!("refs/heads/{branch}");
     let (attached, on) = git(worktree, &["symbolic-ref", "-q", "HEAD"]).await?;
     if attached && on == full {
@@ -92,6 +107,11 @@ mod tests {
         assert_eq!(sh(&wt, &["symbolic-ref", "HEAD"]), "refs/heads/auto/t1");
         // Again: nothing to do.
         assert!(!adopt(&wt, "auto/t1").await.expect("adopt"));
+        // A worktree whose `.git` is gone is refused, never resolved to the enclosing repository.
+        let gone = repo.join("sub");
+        std::fs::create_dir_all(&gone).expect("mkdir");
+        assert!(adopt(&gone, "auto/t1").await.is_err());
+        assert_eq!(sh(&repo, &["symbolic-ref", "HEAD"]), "refs/heads/main");
         assert_eq!(sh(&repo, &["rev-parse", "main"]), sh(&repo, &["rev-parse", "auto/t1~1"]));
     }
 }

@@ -3,6 +3,7 @@
 mod agents;
 mod bad_inputs;
 mod bad_plans;
+mod confine;
 mod demo;
 mod drivers;
 mod faults;
