@@ -185,3 +185,39 @@ fn a_reviewer_is_confined_read_only() {
     assert_eq!(out.code, 0, "the read-only reviewer approved: {}\n{}", out.stdout, out.stderr);
     assert_eq!(git(&repo, &["show", "main:README.md"]), "x");
 }
+
+#[test]
+fn a_confined_agents_own_commit_survives_kill_9_and_resume_and_lands_once() {
+    if !landlock() {
+        return;
+    }
+    let dir = temp();
+    let signals = dir.path().join("signals");
+    std::fs::create_dir_all(&signals).expect("mkdir");
+    let s = signals.display();
+    // First run: commit on the (detached) HEAD, then wait to be killed. After the resume: the
+    // commit is there, so only the rest of the work is left.
+    let script = format!(
+        "if [ -e src/first.txt ]; then echo two > src/second.txt; else mkdir -p src && echo one > src/first.txt && git add src && \
+         git commit -qm 'committed before the crash' && touch {s}/started && while [ ! -e {s}/release ]; do sleep 0.05; done; fi"
+    );
+    let plan = format!(
+        "version: 1\nbase: main\ncaches: [\"{s}\"]\ngates: {{ review: false }}\nagents:\n  a: {{ command: [\"sh\", \"-c\", {script:?}] }}\n\
+         tasks:\n  - {{ id: t1, agent: a, modifies: [\"src/**\"] }}\n"
+    );
+    let repo = repo(dir.path(), &plan);
+    let mut child = crate::runs::spawn_run(&repo);
+    crate::runs::wait_for(&signals.join("started"));
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    std::fs::write(signals.join("release"), "").expect("release");
+    let out = fugue(&repo, &["resume"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(git(&repo, &["show", "main:src/first.txt"]), "one");
+    assert_eq!(git(&repo, &["show", "main:src/second.txt"]), "two");
+    let subjects = git(&repo, &["log", "--format=%s", "main"]);
+    assert_eq!(subjects.lines().filter(|l| *l == "committed before the crash").count(), 1, "{subjects}");
+    assert_eq!(crate::runs::merges_of(&repo, "t1"), 1);
+    assert_eq!(git(&repo, &["symbolic-ref", "HEAD"]), "refs/heads/main", "the user's checkout stays on main");
+    assert_eq!(fugue(&repo, &["validate"]).code, 0);
+}
