@@ -95,9 +95,8 @@ fn confine_issues(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
     if support.enforced() {
         return issues;
     }
-    let used = |name: &str| {
-        plan.tasks.iter().any(|t| t.agent == name) || plan.gates.review.as_on().and_then(|r| r.agent.as_deref()) == Some(name)
-    };
+    let used =
+        |name: &str| plan.tasks.iter().any(|t| t.agent == name) || plan.gates.review.as_on().and_then(|r| r.agent.as_deref()) == Some(name);
     let mut defaulted = false;
     for (name, spec) in &plan.agents {
         if matches!(spec, AgentSpec::Plugin(_)) || !used(name) {
@@ -112,8 +111,12 @@ fn confine_issues(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
             Some(ConfineMode::Strict) => {
                 let pointer = if own.is_some() { pointer_join(&pointer_join("/agents", name), "confine") } else { "/confine".to_owned() };
                 issues.push(
-                    PlanIssue::error("confine/unsupported", pointer, format!("agent `{name}` must run confined, and {}", support.describe()))
-                        .with_help("run fugue on Linux 6.2 or later with Landlock enabled, or set `confine: off` to run agents unconfined"),
+                    PlanIssue::error(
+                        "confine/unsupported",
+                        pointer,
+                        format!("agent `{name}` must run confined, and {}", support.describe()),
+                    )
+                    .with_help("run fugue on Linux 6.2 or later with Landlock enabled, or set `confine: off` to run agents unconfined"),
                 );
             }
             None => defaulted = true,
@@ -121,10 +124,9 @@ fn confine_issues(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
         }
     }
     if defaulted {
-        issues.push(
-            PlanIssue::warning("confine/off", "", format!("agents will run unconfined: {}", support.describe()))
-                .with_help("agents are confined to their worktrees where the kernel has Landlock (Linux 6.2+); set `confine: off` to say you know"),
-        );
+        issues.push(PlanIssue::warning("confine/off", "", format!("agents will run unconfined: {}", support.describe())).with_help(
+            "agents are confined to their worktrees where the kernel has Landlock (Linux 6.2+); set `confine: off` to say you know",
+        ));
     }
     issues
 }

@@ -255,7 +255,10 @@ impl CommandAgent {
             report.failure = Some(fugue_core::FailureKind::PermissionDenied);
             let shown = refused.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ");
             report.summary = if read_only {
-                format!("{}; confinement refused its writes: {shown} (a reviewer is confined read-only: it writes only its TMPDIR)", report.summary)
+                format!(
+                    "{}; confinement refused its writes: {shown} (a reviewer is confined read-only: it writes only its TMPDIR)",
+                    report.summary
+                )
             } else {
                 format!(
                     "{}; confinement refused its writes outside the worktree: {shown} (a confined agent writes only in its worktree, the plan's `caches`, its TMPDIR and its CLI's state: add a cache, or set `agents.{name}.confine: off`)",
@@ -359,9 +362,10 @@ impl Agent for CommandAgent {
         }
         let files = RunFiles::write(&ctx, self.executor.shared_dir())?;
         let tmp = match confine::decide(&self.confine) {
-            Some(_) => Some(confine::RunTmp::create(ctx.task_id.as_str(), self.executor.shared_dir()).map_err(|source| {
-                AgentError::Io { action: "create the agent's private temp dir".to_owned(), source }
-            })?),
+            Some(_) => Some(
+                confine::RunTmp::create(ctx.task_id.as_str(), self.executor.shared_dir())
+                    .map_err(|source| AgentError::Io { action: "create the agent's private temp dir".to_owned(), source })?,
+            ),
             None => None,
         };
         let spec = self.process_spec(&ctx, &files, tmp.as_ref())?;

@@ -145,9 +145,7 @@ fn probe() -> Support {
         Ok(abi) if abi > 0 => Support::Unsupported {
             why: format!("this kernel's Landlock is ABI {abi}, and confining writes needs ABI {} (Linux 6.2)", NEEDED_ABI as i32),
         },
-        _ => Support::Unsupported {
-            why: format!("this kernel has no Landlock ({})", std::io::Error::last_os_error()),
-        },
+        _ => Support::Unsupported { why: format!("this kernel has no Landlock ({})", std::io::Error::last_os_error()) },
     }
 }
 

@@ -103,7 +103,10 @@ struct ConfineExecArgs {
 /// `fugue confine-exec`: only returns when the program could not be confined or started.
 fn confine_exec(args: ConfineExecArgs) -> CliResult {
     if !args.strict && !fugue_agents::confine::support().enforced() {
-        eprintln!("warning: fugue: the agent runs unconfined: {}; set `confine: off` to say so", fugue_agents::confine::support().describe());
+        eprintln!(
+            "warning: fugue: the agent runs unconfined: {}; set `confine: off` to say so",
+            fugue_agents::confine::support().describe()
+        );
     }
     let e = fugue_agents::confine::exec_confined(args.write, args.strict, &args.argv);
     Err(CliError::Environment(format!("failed to run `{}` confined: {e}", args.argv[0].to_string_lossy())))

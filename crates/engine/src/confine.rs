@@ -97,7 +97,9 @@ mod tests {
         let wt = tmp.path().join("wt-1");
         sh(&repo, &["worktree", "add", "-q", "-b", "auto/t1", wt.to_str().expect("utf8")]);
         detach(&wt).await.expect("detach");
-        assert!(std::process::Command::new("git").args(["symbolic-ref", "-q", "HEAD"]).current_dir(&wt).status().is_ok_and(|s| !s.success()));
+        assert!(
+            std::process::Command::new("git").args(["symbolic-ref", "-q", "HEAD"]).current_dir(&wt).status().is_ok_and(|s| !s.success())
+        );
         std::fs::write(wt.join("a"), "1").expect("write");
         sh(&wt, &["add", "a"]);
         sh(&wt, &["commit", "-q", "-m", "the agent's"]);

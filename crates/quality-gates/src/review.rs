@@ -28,9 +28,8 @@ use std::time::{Duration, Instant};
 use fugue_agents::{CommandAgent, DriverAgent, InProcess, PluginError, open_plugin};
 use fugue_core::plugin::PluginKind;
 use fugue_core::{
-    ConfinePolicy,
-    Agent, AgentContext, AgentOutcome, AgentSpec, Finding, GateContext, GateReport, GateVerdict, QualityGate, ReviewGateSpec, ReviewReport,
-    Severity, async_trait,
+    Agent, AgentContext, AgentOutcome, AgentSpec, ConfinePolicy, Finding, GateContext, GateReport, GateVerdict, QualityGate,
+    ReviewGateSpec, ReviewReport, Severity, async_trait,
 };
 
 use crate::commands::quote_tail;

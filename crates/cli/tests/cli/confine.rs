@@ -9,6 +9,7 @@ use std::path::Path;
 use crate::runs::{git, repo};
 use crate::{fugue, temp};
 
+#[expect(clippy::print_stderr, reason = "a skipped test must say so where the test output shows it")]
 fn landlock() -> bool {
     if fugue_engine::agents::confine::support().enforced() {
         return true;
@@ -70,7 +71,10 @@ fn every_write_outside_the_worktree_is_refused_and_the_task_fails_naming_it() {
         assert_eq!(text, "x\n", "the other slot is untouched");
     }
     let events = journal(&repo);
-    assert!(!std::fs::read_to_string(repo.join(".claude/fugue/journal.ndjson")).expect("journal").contains("junk"), "the journal is fugue's");
+    assert!(
+        !std::fs::read_to_string(repo.join(".claude/fugue/journal.ndjson")).expect("journal").contains("junk"),
+        "the journal is fugue's"
+    );
     assert!(!git(&repo, &["branch", "--list", "sneaky"]).contains("sneaky"), "no branch made");
     // main moved only by t2's merge, never to the agent's HEAD.
     assert!(git(&repo, &["merge-base", "--is-ancestor", &main_before, "main"]).is_empty());
@@ -160,7 +164,10 @@ fn a_relative_cache_is_refused_with_its_place_in_the_plan() {
     assert!(out.stderr.contains("cache `build/cache`") && out.stderr.contains("absolute or start with `~/`"), "{}", out.stderr);
     assert!(out.stderr.contains("plan.yaml:2"), "names the line: {}", out.stderr);
     // A cache that holds the repository would open all of it.
-    let plan = format!("version: 1\ncaches: [{:?}]\nagents:\n  a: {{ command: [\"true\"] }}\ntasks:\n  - {{ id: t1, agent: a }}\n", dir.path().display().to_string());
+    let plan = format!(
+        "version: 1\ncaches: [{:?}]\nagents:\n  a: {{ command: [\"true\"] }}\ntasks:\n  - {{ id: t1, agent: a }}\n",
+        dir.path().display().to_string()
+    );
     std::fs::write(repo.join("plan.yaml"), plan).expect("plan");
     let out = fugue(&repo, &["plan", "plan.yaml"]);
     assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);

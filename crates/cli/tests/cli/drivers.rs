@@ -202,10 +202,6 @@ fn codex_edits_land_and_a_failing_verify_is_fixed_by_resuming_the_thread() {
     }
     plan.push_str(&fixing_task("fix", "codex", "out.txt", "fixed"));
     let out = s.run(&plan);
-    if std::env::var_os("FUGUE_TEST_KEEP").is_some() {
-        let reqs: Vec<_> = s.model.openai_turns().into_iter().map(|r| r.body).collect();
-        std::fs::write(s.root.join("requests.json"), serde_json::to_string_pretty(&reqs).unwrap_or_default()).ok();
-    }
     assert_ran(&out, 0);
     assert_eq!(s.on_main("src/one.txt").as_deref(), Some("one"));
     assert_eq!(s.on_main("src/two.txt").as_deref(), Some("two"));
