@@ -71,7 +71,7 @@ pub fn agent_from_spec_confined(
 /// The plan's confinement problems on this machine: an explicit `confine: strict` the kernel
 /// cannot enforce is an error (the run would refuse every agent); the default on such a kernel
 /// is a warning that names the setting, said once for the plan.
-fn confine_issues(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
+fn confine_issues(plan: &Plan, plan_dir: &Path, support: &crate::confine::Support) -> Vec<PlanIssue> {
     let mut issues = Vec::new();
     // A cache that holds the repository would open all of it (the state dir, the user's
     // checkout, every slot) to confined agents.
@@ -91,7 +91,6 @@ fn confine_issues(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
             );
         }
     }
-    let support = crate::confine::support();
     if support.enforced() {
         return issues;
     }
@@ -198,7 +197,7 @@ pub fn check_plan_agents(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
             }
         }
     }
-    issues.extend(confine_issues(plan, plan_dir));
+    issues.extend(confine_issues(plan, plan_dir, crate::confine::support()));
     issues.extend(check_plan_plugins(plan, plan_dir));
     issues
 }
@@ -324,5 +323,23 @@ mod tests {
         let issues = check_plan_agents(&plan, Path::new("."));
         let ignored: Vec<&str> = issues.iter().filter(|i| i.code == "driver/setting").map(|i| i.pointer.as_str()).collect();
         assert_eq!(ignored, ["/agents/g/max_turns", "/agents/g/overrides"], "{issues:?}");
+    }
+
+    #[test]
+    fn confinement_a_kernel_cannot_enforce_is_an_error_when_strict_and_a_warning_by_default() {
+        let plan: Plan = serde_json::from_value(serde_json::json!({
+            "version": 1,
+            "agents": { "s": { "command": ["true"], "confine": "strict" }, "d": { "command": ["true"] },
+                        "o": { "command": ["true"], "confine": "off" } },
+            "tasks": [{ "id": "t1", "agent": "s" }, { "id": "t2", "agent": "d" }, { "id": "t3", "agent": "o" }]
+        }))
+        .expect("plan");
+        let old = crate::confine::Support::Unsupported { why: "this kernel has no Landlock".to_owned() };
+        let issues = confine_issues(&plan, Path::new("."), &old);
+        let found: Vec<(&str, &str, bool)> = issues.iter().map(|i| (i.code.as_str(), i.pointer.as_str(), i.is_error())).collect();
+        assert_eq!(found, [("confine/unsupported", "/agents/s/confine", true), ("confine/off", "", false)], "{issues:?}");
+        assert!(issues[0].message.contains("no Landlock"), "{}", issues[0].message);
+        let ok = crate::confine::Support::Landlock { abi: 7 };
+        assert!(confine_issues(&plan, Path::new("."), &ok).is_empty());
     }
 }

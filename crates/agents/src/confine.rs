@@ -341,7 +341,12 @@ impl Prepared {
 /// The ruleset for `confinement`, or `None` when it is a default one the kernel cannot enforce
 /// (warned about in [`decide`]). A strict one the kernel cannot enforce is an error.
 pub(crate) fn prepare(confinement: &Confinement) -> Result<Option<Prepared>, ConfineError> {
-    if let Support::Unsupported { why } = support() {
+    prepare_on(confinement, support())
+}
+
+/// [`prepare`] on a kernel that supports what `support` says.
+fn prepare_on(confinement: &Confinement, support: &Support) -> Result<Option<Prepared>, ConfineError> {
+    if let Support::Unsupported { why } = support {
         return if confinement.strict { Err(ConfineError::Unsupported { why: why.clone() }) } else { Ok(None) };
     }
     let ruleset_error = |e: landlock::RulesetError| ConfineError::Ruleset(e.to_string());
@@ -544,10 +549,13 @@ mod tests {
         assert_eq!(decide(&ConfinePolicy::new(Some(ConfineMode::Off))), None);
         assert_eq!(decide(&ConfinePolicy::new(Some(ConfineMode::Strict))), Some(true));
         assert_eq!(decide(&ConfinePolicy::new(None)).is_some(), support().enforced());
-        if !support().enforced() {
-            assert!(matches!(prepare(&Confinement::new(vec![], true)), Err(ConfineError::Unsupported { .. })));
-            assert!(matches!(prepare(&Confinement::new(vec![], false)), Ok(None)));
-        }
+        let old = Support::Unsupported { why: "this kernel's Landlock is ABI 1".to_owned() };
+        let strict = prepare_on(&Confinement::new(vec!["/w".into()], true), &old);
+        assert!(
+            matches!(&strict, Err(e @ ConfineError::Unsupported { .. }) if e.to_string().contains("ABI 1") && e.to_string().contains("`confine: off`")),
+            "{strict:?}"
+        );
+        assert!(matches!(prepare_on(&Confinement::new(vec!["/w".into()], false), &old), Ok(None)));
     }
 
     #[test]

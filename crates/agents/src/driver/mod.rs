@@ -683,6 +683,8 @@ impl ExecObserver for StreamReader {
 
 #[cfg(test)]
 mod tests {
+    use fugue_core::DriverKind;
+
     use super::*;
 
     #[test]
@@ -722,6 +724,27 @@ mod tests {
         assert!(b.contains("`src/x/**`") && b.contains("`cargo test -p x`") && b.ends_with("\n\nDo X"), "{b}");
         ctx.read_only = true;
         assert_eq!(briefing(&ctx), "Do X");
+    }
+
+    #[test]
+    fn each_cli_declares_the_state_it_writes_when_confined() {
+        let home = Path::new("/s/fugue/sessions/x/wt-1");
+        for kind in [DriverKind::Claude, DriverKind::Codex, DriverKind::Aider, DriverKind::Opencode] {
+            assert_eq!(cli(kind).state_paths(Some(home)).first().map(PathBuf::as_path), Some(home), "{kind:?}");
+        }
+        if let Some(user) = in_home("") {
+            assert_eq!(cli(DriverKind::Gemini).state_paths(None), [user.join(".gemini")]);
+            let opencode = cli(DriverKind::Opencode).state_paths(None);
+            assert_eq!(opencode.len(), 4, "{opencode:?}");
+            assert!(opencode.iter().all(|p| p.ends_with("opencode")), "{opencode:?}");
+        }
+        // A confined Codex runs with its own sandbox off (bubblewrap cannot run inside Landlock).
+        let spec = DriverAgentSpec::new(DriverKind::Codex);
+        let inv = Invocation { prompt: "p", resume: None, permissions: Permissions::Edit, verify: &[], home: None, confined: true };
+        let args = cli(DriverKind::Codex).args(&spec, &inv);
+        assert!(args.contains(&"sandbox_mode=\"danger-full-access\"".to_owned()), "{args:?}");
+        let inv = Invocation { confined: false, ..inv };
+        assert!(cli(DriverKind::Codex).args(&spec, &inv).contains(&"sandbox_mode=\"workspace-write\"".to_owned()));
     }
 
     #[test]
