@@ -108,6 +108,13 @@ impl Cli for Aider {
     fn home(&self) -> Option<HomeSpec> {
         Some(HomeSpec::scratch("AIDER_FUGUE_HOME"))
     }
+
+    fn state_paths(&self, home: Option<&std::path::Path>) -> Vec<std::path::PathBuf> {
+        // Its per-slot history files, and `~/.aider` (version check cache, analytics, model
+        // caches; checked with 0.86.2: confined without it, it prints "Error checking version:
+        // [Errno 13] Permission denied: '~/.aider'" and carries on).
+        home.map(std::path::Path::to_path_buf).into_iter().chain(super::in_home(".aider")).collect()
+    }
 }
 
 #[derive(Debug, Default)]
