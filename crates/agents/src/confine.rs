@@ -40,16 +40,36 @@
 //! `.git/packed-refs.lock` to delete the `AUTO_MERGE` pseudo-ref (after every commit, reset and
 //! checkout), which is refused — git prints `error: Unable to create '…/packed-refs.lock':
 //! Permission denied` — and does not fail the command; fugue does not count that line as a
-//! refused write of the agent's. `git gc --auto` and `git maintenance` would write packs and `gc.pid` in the
-//! common dir: agents get `gc.auto=0` and `maintenance.auto=false` through `GIT_CONFIG_COUNT`.
+//! refused write of the agent's. `git gc --auto` and `git maintenance` would write packs and
+//! `gc.pid` in the common dir: agents get `gc.auto=0` and `maintenance.auto=false` through
+//! `GIT_CONFIG_COUNT`. Refused too, and so not for confined agents: `git branch`, `git tag`,
+//! `git stash`, `git config`, switching to another branch and committing there.
+//!
+//! Other ways were tried and dropped. A per-worktree ref (`HEAD` → `refs/worktree/…`, stored in
+//! `.git/worktrees/<slot>/refs/`) lets commits through as well, but `git branch` then dies with
+//! "HEAD not found below refs/heads" and `git status` shows an odd branch name; a detached HEAD
+//! is a state every tool and model knows. A private object directory (`GIT_OBJECT_DIRECTORY`
+//! with the shared store as an alternate) would keep the shared store read-only, but the
+//! variable reaches every git the agent runs, also in other repositories (a test suite that
+//! makes its own), and breaks them.
+//!
+//! **Per CLI.** Each driver declares what its CLI writes for its session and login
+//! (`Cli::state_paths`, found by running the real CLIs confined): Claude Code 2.1.328 only its
+//! per-slot `CLAUDE_CONFIG_DIR` (and the user's `.credentials.json`, in place, for an OAuth
+//! login); Codex 0.169.0 its per-slot `CODEX_HOME`; Gemini CLI 0.61.0 `~/.gemini`; aider 0.86.2
+//! `~/.aider` and its per-slot history dir; opencode 1.18.33 its XDG data, cache, config and
+//! state dirs and its per-slot database dir. Codex's own sandbox is bubblewrap, which cannot
+//! run inside Landlock (no uid map for a new user namespace, no mounts): a confined Codex runs with
+//! its sandbox off and fugue's ruleset in its place (see the Codex driver).
 //!
 //! **How it is applied.** The ruleset is built in fugue's process ([`prepare`]: paths opened,
 //! rules added, one file descriptor); between `fork` and `exec` the child only calls
 //! `prctl(PR_SET_NO_NEW_PRIVS)` and `landlock_restrict_self(fd)` ([`restrict_in_child`]), two
 //! system calls that are async-signal-safe. On a cluster the job script runs the agent through
-//! `fugue confine-exec`, which applies the same ruleset on the compute node and then execs the
-//! agent ([`exec_confined`]). The ruleset holds the process and everything it starts; nothing
-//! can lift it.
+//! `fugue confine-exec` (the `fugue` binary on shared storage, or `FUGUE_CONFINE_HELPER`),
+//! which applies the same ruleset on the compute node and then execs the agent
+//! ([`exec_confined`]). The ruleset holds the process and everything it starts; nothing can
+//! lift it.
 //!
 //! **Where the kernel cannot.** [`support`] probes once. The default (no `confine:` in the
 //! plan) is strict where the kernel supports it and off with one warning (naming
@@ -101,6 +121,7 @@ pub enum ConfineError {
 
 /// What this kernel can enforce.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Support {
     /// Landlock with at least the rights a strict confinement needs.
     Landlock {
