@@ -370,11 +370,13 @@ impl Agent for CommandAgent {
         };
         let spec = self.process_spec(&ctx, &files, tmp.as_ref())?;
         let timeout = spec.timeout;
-        let confined = spec.confine.is_some();
+        let roots = spec.confine.as_ref().map(|c| c.write.iter().map(|p| p.display().to_string()).collect::<Vec<_>>());
         let outcome = self.executor.run_observed(spec, ctx.job_observer.clone()).await.map_err(|e| self.exec_error(e))?;
         // The files lived until the process ended; now they go.
         drop(files);
         drop(tmp);
-        self.report(outcome, timeout, started.elapsed(), confined, ctx.read_only)
+        let mut report = self.report(outcome, timeout, started.elapsed(), roots.is_some(), ctx.read_only)?;
+        report.confined = roots;
+        Ok(report)
     }
 }

@@ -126,6 +126,9 @@ pub enum Event {
         /// The agent's last message (clipped).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         final_message: Option<String>,
+        /// The paths the run's confinement let it write; absent when it ran unconfined.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        confined: Option<Vec<String>>,
     },
     /// What a running agent is doing (the tool it runs, its last message) and what it has
     /// spent so far. Live information: nothing replays it but progress and status.

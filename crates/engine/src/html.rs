@@ -1239,6 +1239,7 @@ mod tests {
             denials: vec![],
             failure: None,
             final_message: None,
+            confined: None,
         }
     }
 

@@ -403,6 +403,7 @@ mod tests {
             denials: vec![],
             failure: None,
             final_message: None,
+            confined: None,
         }
     }
 

@@ -88,6 +88,9 @@ pub struct TaskView {
     pub failure: Option<FailureKind>,
     /// The last run's final message.
     pub final_message: Option<String>,
+    /// Whether the last run was confined: the paths it could write, or `None` (unconfined, or
+    /// no run yet).
+    pub confined: Option<Vec<String>>,
     /// What the running agent is doing now, and its usage so far (cleared when it finishes).
     pub activity: Option<(String, Usage)>,
     /// Open busy interval start.
@@ -223,7 +226,7 @@ impl RunView {
                 let t = self.tasks.entry(task.clone()).or_default();
                 t.job = Some(JobRef { attempt: *attempt, iteration: *iteration, executor: executor.clone(), job_id: job_id.clone() });
             }
-            Event::AgentFinished { task, iteration, usage, session_id, turns, denials, failure, final_message, .. } => {
+            Event::AgentFinished { task, iteration, usage, session_id, turns, denials, failure, final_message, confined, .. } => {
                 let t = self.tasks.entry(task.clone()).or_default();
                 t.iterations = *iteration;
                 t.job = None;
@@ -241,6 +244,7 @@ impl RunView {
                 t.denials.clone_from(denials);
                 t.failure = *failure;
                 t.final_message.clone_from(final_message);
+                t.confined.clone_from(confined);
             }
             Event::AgentActivity { task, doing, usage, .. } => {
                 let t = self.tasks.entry(task.clone()).or_default();

@@ -345,6 +345,7 @@ impl DriverAgent {
         spec.log_header = Some(redact_str(&format!("{header}\n{}", confine::log_line(confinement.as_ref()))).into_owned());
         spec.attach_job = ctx.resume_job.clone();
         let confined = confinement.is_some();
+        let roots = confinement.as_ref().map(|c| c.write.iter().map(|p| p.display().to_string()).collect::<Vec<_>>());
         spec.confine = confinement;
         let timeout = spec.timeout;
 
@@ -360,6 +361,7 @@ impl DriverAgent {
         }
         let mut parsed = reader.finish(&outcome);
         drop(tmp);
+        parsed.confined = roots;
         if confined {
             parsed.refused_writes = confine::refused_writes(outcome.stdout.as_deref().unwrap_or(&outcome.output));
             if parsed.refused_writes.is_empty() {
@@ -405,6 +407,7 @@ impl DriverAgent {
         report.turns = parsed.turns;
         report.final_message = parsed.final_message;
         report.denials = parsed.denials;
+        report.confined = parsed.confined;
         report
     }
 

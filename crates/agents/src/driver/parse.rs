@@ -28,6 +28,8 @@ pub(crate) struct Parsed {
     /// Writes the run's confinement refused, as the CLI showed them (tool output saying
     /// "Permission denied"), filled in by the driver for confined runs.
     pub(crate) refused_writes: Vec<String>,
+    /// The paths the run's confinement allowed, for the report; `None` when unconfined.
+    pub(crate) confined: Option<Vec<String>>,
 }
 
 impl Parsed {

@@ -254,6 +254,7 @@ mod tests {
             denials: vec![],
             failure: None,
             final_message: None,
+            confined: None,
         }
     }
 

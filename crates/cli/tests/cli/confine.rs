@@ -93,6 +93,14 @@ fn every_write_outside_the_worktree_is_refused_and_the_task_fails_naming_it() {
     assert!(header.contains(".claude/worktrees/wt-") && header.contains(".git/objects") && header.contains("fugue-tmp-t1-"), "{header}");
     assert!(!header.contains(&format!("{}, ", repo.display())), "the repository itself is not a root: {header}");
     assert!(log.contains("cannot lock ref") || log.contains("Permission denied"), "{log}");
+    // So does the task's own log (the journal's record of the run).
+    let md = std::fs::read_dir(repo.join(".claude/logs"))
+        .expect("logs")
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("t1-"))
+        .map(|e| std::fs::read_to_string(e.path()).expect("task log"))
+        .expect("the task log");
+    assert!(md.contains("- confinement (last run): on; writes allowed only beneath: ") && md.contains(".git/objects"), "{md}");
 }
 
 #[test]
@@ -152,6 +160,10 @@ fn confine_off_is_honoured_and_fugue_plan_says_which_agents_are_confined() {
     assert_eq!(std::fs::read_to_string(&outside).expect("written").trim(), "out", "`confine: off` lets the agent write outside");
     let log = std::fs::read_to_string(repo.join(".claude/logs/t1.agent.log")).unwrap_or_default();
     assert!(log.is_empty() || log.contains("confinement: off"), "{log}");
+    let runs: Vec<serde_json::Value> = journal(&repo).into_iter().filter(|e| e["event"] == "agent_finished").collect();
+    let of = |t: &str| runs.iter().find(|e| e["task"] == t).map(|e| e["confined"].clone()).unwrap_or_default();
+    assert!(of("t1").is_null(), "t1 ran unconfined: {runs:?}");
+    assert!(of("t2").as_array().is_some_and(|roots| !roots.is_empty()), "t2 ran confined: {runs:?}");
 }
 
 #[test]
