@@ -261,7 +261,6 @@ mod tests {
             denials: denials.iter().map(|d| (*d).to_owned()).collect(),
             failure,
             final_message: None,
-            confined: None,
         }
     }
 

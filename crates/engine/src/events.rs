@@ -126,9 +126,18 @@ pub enum Event {
         /// The agent's last message (clipped).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         final_message: Option<String>,
-        /// The paths the run's confinement let it write; absent when it ran unconfined.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        confined: Option<Vec<String>>,
+    },
+    /// The agent run just finished was confined (Landlock) to writing beneath these paths. A
+    /// run without this record after its `agent_finished` ran unconfined.
+    AgentConfined {
+        /// The task.
+        task: TaskId,
+        /// Attempt.
+        attempt: u32,
+        /// QA iteration within the attempt.
+        iteration: u32,
+        /// The paths it could write.
+        write: Vec<String>,
     },
     /// What a running agent is doing (the tool it runs, its last message) and what it has
     /// spent so far. Live information: nothing replays it but progress and status.
@@ -219,6 +228,7 @@ impl Event {
             | Event::AttemptStarted { task, .. }
             | Event::JobStarted { task, .. }
             | Event::AgentFinished { task, .. }
+            | Event::AgentConfined { task, .. }
             | Event::AgentActivity { task, .. }
             | Event::QaFinished { task, .. }
             | Event::Merged { task, .. }

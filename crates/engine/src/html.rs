@@ -1239,7 +1239,6 @@ mod tests {
             denials: vec![],
             failure: None,
             final_message: None,
-            confined: None,
         }
     }
 

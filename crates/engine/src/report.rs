@@ -403,7 +403,6 @@ mod tests {
             denials: vec![],
             failure: None,
             final_message: None,
-            confined: None,
         }
     }
 

@@ -932,8 +932,10 @@ async fn attempt_once(
                 denials: report.denials.clone(),
                 failure: report.failure,
                 final_message: report.final_message.as_deref().map(|m| clip(m, 2000)),
-                confined: report.confined.clone(),
             }));
+            if let Some(write) = report.confined.clone() {
+                send(Msg::Event(Event::AgentConfined { task: task.id.clone(), attempt, iteration, write }));
+            }
             if report.session_id.is_some() {
                 session.clone_from(&report.session_id);
             }

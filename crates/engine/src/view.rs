@@ -226,7 +226,7 @@ impl RunView {
                 let t = self.tasks.entry(task.clone()).or_default();
                 t.job = Some(JobRef { attempt: *attempt, iteration: *iteration, executor: executor.clone(), job_id: job_id.clone() });
             }
-            Event::AgentFinished { task, iteration, usage, session_id, turns, denials, failure, final_message, confined, .. } => {
+            Event::AgentFinished { task, iteration, usage, session_id, turns, denials, failure, final_message, .. } => {
                 let t = self.tasks.entry(task.clone()).or_default();
                 t.iterations = *iteration;
                 t.job = None;
@@ -244,7 +244,10 @@ impl RunView {
                 t.denials.clone_from(denials);
                 t.failure = *failure;
                 t.final_message.clone_from(final_message);
-                t.confined.clone_from(confined);
+                t.confined = None;
+            }
+            Event::AgentConfined { task, write, .. } => {
+                self.tasks.entry(task.clone()).or_default().confined = Some(write.clone());
             }
             Event::AgentActivity { task, doing, usage, .. } => {
                 let t = self.tasks.entry(task.clone()).or_default();

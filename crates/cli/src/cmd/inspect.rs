@@ -254,7 +254,6 @@ mod tests {
             denials: vec![],
             failure: None,
             final_message: None,
-            confined: None,
         }
     }
 
