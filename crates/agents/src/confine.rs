@@ -326,23 +326,41 @@ pub(crate) struct RunTmp(tempfile::TempDir);
 
 impl RunTmp {
     /// Makes one under `base` (the executor's shared dir, so a cluster node sees it), else the
-    /// system temp dir.
+    /// system temp dir, named `fugue-tmp-<task>-<fugue's pid>-<random>`. A fugue killed with
+    /// `kill -9` cannot remove its runs' dirs: the ones whose fugue is gone are removed here.
     pub(crate) fn create(task: &str, base: Option<&Path>) -> std::io::Result<Self> {
-        let prefix = format!("fugue-tmp-{task}-");
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix);
-        let dir = match base {
+        let parent = match base {
             Some(base) => {
                 std::fs::create_dir_all(base)?;
-                builder.tempdir_in(std::path::absolute(base)?)?
+                std::path::absolute(base)?
             }
-            None => builder.tempdir()?,
+            None => std::env::temp_dir(),
         };
-        Ok(Self(dir))
+        remove_orphans(&parent);
+        let prefix = format!("fugue-tmp-{task}-{}-", std::process::id());
+        Ok(Self(tempfile::Builder::new().prefix(&prefix).tempdir_in(&parent)?))
     }
 
     pub(crate) fn path(&self) -> &Path {
         self.0.path()
+    }
+}
+
+/// Removes the run temp dirs in `parent` whose fugue process is gone (best effort).
+fn remove_orphans(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("fugue-tmp-")) else { continue };
+        // `<task>-<pid>-<random>`: the task id may hold dashes, the random part does not.
+        let mut parts = rest.rsplitn(3, '-');
+        let (Some(_random), Some(pid), Some(_task)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let Ok(pid) = pid.parse::<libc::pid_t>() else { continue };
+        // SAFETY: kill(pid, 0) only asks whether the process exists.
+        let gone = pid > 1 && unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -604,6 +622,25 @@ mod tests {
         assert_eq!(refused_writes(json), vec!["touch: cannot touch '/x': Permission denied".to_owned()]);
         assert!(refused_writes("--- fugue: Permission denied\nall good").is_empty());
         assert!(refused_writes("error: Unable to create '/r/.git/packed-refs.lock': Permission denied").is_empty());
+    }
+
+    #[test]
+    fn run_temp_dirs_of_a_gone_fugue_are_removed() {
+        let base = tempfile::tempdir().expect("temp");
+        // pid 0x7ffffffe is above any pid_max: no such process.
+        let orphan = base.path().join("fugue-tmp-my-task-2147483646-abc123");
+        let alive = base.path().join(format!("fugue-tmp-other-{}-def456", std::process::id()));
+        let foreign = base.path().join("fugue-tmp-notes");
+        for d in [&orphan, &alive, &foreign] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        let tmp = RunTmp::create("t1", Some(base.path())).expect("create");
+        assert!(tmp.path().is_dir());
+        assert!(!orphan.exists(), "the dead fugue's dir is gone");
+        assert!(alive.exists() && foreign.exists(), "a live fugue's dir and a foreign one are kept");
+        let made = tmp.path().to_path_buf();
+        drop(tmp);
+        assert!(!made.exists());
     }
 
     #[test]
