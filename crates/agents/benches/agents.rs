@@ -67,6 +67,7 @@ fn main() {
         timeout: None,
         env: Default::default(),
         prompt_via: PromptInput::Args,
+        confine: None,
     };
     let agent = CommandAgent::new("true", spec(&["true"]));
     let runs = 100;

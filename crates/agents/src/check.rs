@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use fugue_core::plugin::PluginKind;
 use fugue_core::redact::{self, looks_secret};
-use fugue_core::{Agent, AgentSpec, DriverKind, Executor, Plan, PlanIssue, merge_config, pointer_join};
+use fugue_core::{Agent, AgentSpec, ConfineMode, ConfinePolicy, DriverKind, Executor, Plan, PlanIssue, merge_config, pointer_join};
 
 use crate::plugin::{PluginError, PluginHandle, open_plugin};
 use crate::{CommandAgent, DriverAgent, LocalExecutor, driver_refuses, template};
@@ -40,12 +40,94 @@ pub fn agent_from_spec_with(
     plan_dir: &Path,
     executor: Arc<dyn Executor>,
 ) -> Result<Arc<dyn Agent>, PluginError> {
+    let own = match spec {
+        AgentSpec::Command(c) => c.confine,
+        AgentSpec::Driver(d) => d.confine,
+        AgentSpec::Plugin(_) => None,
+    };
+    agent_from_spec_confined(name, spec, plan_dir, executor, ConfinePolicy::new(own))
+}
+
+/// [`agent_from_spec_with`] with the agent's processes confined as `policy` says (the plan's
+/// [`Plan::confine_of`]: its `confine` and `caches`). Plugin agents run in this process and
+/// are not confined.
+pub fn agent_from_spec_confined(
+    name: &str,
+    spec: &AgentSpec,
+    plan_dir: &Path,
+    executor: Arc<dyn Executor>,
+    policy: ConfinePolicy,
+) -> Result<Arc<dyn Agent>, PluginError> {
     register_agent_secrets(spec);
     match spec {
-        AgentSpec::Command(command) => Ok(Arc::new(CommandAgent::new(name, command.clone()).with_executor(executor))),
+        AgentSpec::Command(command) => {
+            Ok(Arc::new(CommandAgent::new(name, command.clone()).with_executor(executor).with_confinement(policy)))
+        }
         AgentSpec::Plugin(p) => open_plugin(&p.plugin, plan_dir)?.agent(name, p.timeout.map(|t| t.0)),
-        AgentSpec::Driver(d) => Ok(Arc::new(DriverAgent::new(name, d.clone()).with_executor(executor))),
+        AgentSpec::Driver(d) => Ok(Arc::new(DriverAgent::new(name, d.clone()).with_executor(executor).with_confinement(policy))),
     }
+}
+
+/// The plan's confinement problems on this machine: an explicit `confine: strict` the kernel
+/// cannot enforce is an error (the run would refuse every agent); the default on such a kernel
+/// is a warning that names the setting, said once for the plan.
+fn confine_issues(plan: &Plan, plan_dir: &Path, support: &crate::confine::Support) -> Vec<PlanIssue> {
+    let mut issues = Vec::new();
+    // A cache that holds the repository would open all of it (the state dir, the user's
+    // checkout, every slot) to confined agents.
+    let dir = if plan_dir.as_os_str().is_empty() { Path::new(".") } else { plan_dir };
+    let repo = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    for (i, cache) in plan.caches.iter().enumerate() {
+        let path = fugue_core::expand_home(cache);
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        if path.is_absolute() && repo.starts_with(&path) {
+            issues.push(
+                PlanIssue::error(
+                    "confine/cache",
+                    format!("/caches/{i}"),
+                    format!("cache `{cache}` holds the repository {}: confined agents could write all of it", repo.display()),
+                )
+                .with_help("name the build cache's own directory, outside the repository, e.g. `~/.cargo`"),
+            );
+        }
+    }
+    if support.enforced() {
+        return issues;
+    }
+    let used =
+        |name: &str| plan.tasks.iter().any(|t| t.agent == name) || plan.gates.review.as_on().and_then(|r| r.agent.as_deref()) == Some(name);
+    let mut defaulted = false;
+    for (name, spec) in &plan.agents {
+        if matches!(spec, AgentSpec::Plugin(_)) || !used(name) {
+            continue;
+        }
+        let own = match spec {
+            AgentSpec::Command(c) => c.confine,
+            AgentSpec::Driver(d) => d.confine,
+            AgentSpec::Plugin(_) => None,
+        };
+        match own.or(plan.confine) {
+            Some(ConfineMode::Strict) => {
+                let pointer = if own.is_some() { pointer_join(&pointer_join("/agents", name), "confine") } else { "/confine".to_owned() };
+                issues.push(
+                    PlanIssue::error(
+                        "confine/unsupported",
+                        pointer,
+                        format!("agent `{name}` must run confined, and {}", support.describe()),
+                    )
+                    .with_help("run fugue on Linux 6.2 or later with Landlock enabled, or set `confine: off` to run agents unconfined"),
+                );
+            }
+            None => defaulted = true,
+            Some(ConfineMode::Off) => {}
+        }
+    }
+    if defaulted {
+        issues.push(PlanIssue::warning("confine/off", "", format!("agents will run unconfined: {}", support.describe())).with_help(
+            "agents are confined to their worktrees where the kernel has Landlock (Linux 6.2+); set `confine: off` to say you know",
+        ));
+    }
+    issues
 }
 
 /// Every agent problem of `plan` that the plan's schema cannot see: the plugin problems of
@@ -116,6 +198,7 @@ pub fn check_plan_agents(plan: &Plan, plan_dir: &Path) -> Vec<PlanIssue> {
         }
     }
     issues.extend(check_plan_budgets(plan));
+    issues.extend(confine_issues(plan, plan_dir, crate::confine::support()));
     issues.extend(check_plan_plugins(plan, plan_dir));
     issues
 }
@@ -335,5 +418,23 @@ mod tests {
             "once per agent; a priced model and a CLI that reports its cost are fine: {issues:?}"
         );
         assert!(issues[1].help.as_deref().is_some_and(|h| h.contains("prices: { gpt-x:")), "{issues:?}");
+    }
+
+    #[test]
+    fn confinement_a_kernel_cannot_enforce_is_an_error_when_strict_and_a_warning_by_default() {
+        let plan: Plan = serde_json::from_value(serde_json::json!({
+            "version": 1,
+            "agents": { "s": { "command": ["true"], "confine": "strict" }, "d": { "command": ["true"] },
+                        "o": { "command": ["true"], "confine": "off" } },
+            "tasks": [{ "id": "t1", "agent": "s" }, { "id": "t2", "agent": "d" }, { "id": "t3", "agent": "o" }]
+        }))
+        .expect("plan");
+        let old = crate::confine::Support::Unsupported { why: "this kernel has no Landlock".to_owned() };
+        let issues = confine_issues(&plan, Path::new("."), &old);
+        let found: Vec<(&str, &str, bool)> = issues.iter().map(|i| (i.code.as_str(), i.pointer.as_str(), i.is_error())).collect();
+        assert_eq!(found, [("confine/unsupported", "/agents/s/confine", true), ("confine/off", "", false)], "{issues:?}");
+        assert!(issues[0].message.contains("no Landlock"), "{}", issues[0].message);
+        let ok = crate::confine::Support::Landlock { abi: 7 };
+        assert!(confine_issues(&plan, Path::new("."), &ok).is_empty());
     }
 }

@@ -11,10 +11,14 @@
 //!    (so they cannot be overridden), the prompt as stdin with `prompt_via: stdin`, the
 //!    context's timeout (else the spec's), the grace period, the output cap, and the task log
 //!    with a header line naming the run;
-//! 3. the executor runs it — [`LocalExecutor`](crate::LocalExecutor) by default: no shell, a
+//! 3. unless the plan turned confinement off, the spec carries a [`Confinement`] (see
+//!    `confine`): writes only in the worktree and its git internals, the plan's caches and a
+//!    private `TMPDIR` made for the run; the log header says so and names the roots;
+//! 4. the executor runs it — [`LocalExecutor`](crate::LocalExecutor) by default: no shell, a
 //!    process group of its own, everything it started stopped on exit, on timeout and when
 //!    the future is dropped (cancellation);
-//! 4. the outcome becomes the report: exit 0 is ready for QA; any other exit code or a death
+//! 5. the outcome becomes the report: exit 0 is ready for QA (unless a confined run's output
+//!    shows refused writes: then it failed, and the summary names them); any other exit code or a death
 //!    by signal is a failed report saying which; a timeout is an [`AgentError::Timeout`], and
 //!    a program that could not be started an [`AgentError::Spawn`] saying what to fix.
 //!
@@ -39,6 +43,9 @@ use fugue_core::{
     async_trait,
 };
 
+use fugue_core::{ConfinePolicy, Confinement};
+
+use crate::confine;
 use crate::local::LocalExecutor;
 use crate::process::signal_name;
 use crate::template;
@@ -52,6 +59,7 @@ pub struct CommandAgent {
     output_cap: usize,
     log_cap: u64,
     executor: Arc<dyn Executor>,
+    confine: ConfinePolicy,
 }
 
 impl CommandAgent {
@@ -66,12 +74,20 @@ impl CommandAgent {
     pub fn new(name: impl Into<String>, spec: CommandAgentSpec) -> Self {
         Self {
             name: name.into(),
-            spec,
             grace: Self::DEFAULT_GRACE,
             output_cap: Self::DEFAULT_OUTPUT_CAP,
             log_cap: Self::DEFAULT_LOG_CAP,
             executor: Arc::new(LocalExecutor),
+            confine: ConfinePolicy::new(spec.confine),
+            spec,
         }
+    }
+
+    /// Confines the agent's processes as `policy` says (the plan's `confine` and `caches`;
+    /// without this, the spec's own `confine`, strict by default where the kernel supports it).
+    pub fn with_confinement(mut self, policy: ConfinePolicy) -> Self {
+        self.confine = policy;
+        self
     }
 
     /// Runs the agent's processes through `executor` instead of locally.
@@ -127,7 +143,7 @@ impl CommandAgent {
     }
 
     /// What the executor is asked to run for `ctx`, with the prompt files of `files`.
-    fn process_spec(&self, ctx: &AgentContext, files: &RunFiles) -> Result<ProcessSpec, AgentError> {
+    fn process_spec(&self, ctx: &AgentContext, files: &RunFiles, tmp: Option<&confine::RunTmp>) -> Result<ProcessSpec, AgentError> {
         let argv = self
             .argv(ctx, &files.prompt)
             .into_iter()
@@ -142,6 +158,10 @@ impl CommandAgent {
         env.insert("FUGUE_WORKTREE".to_owned(), self.utf8(ctx.worktree.as_os_str(), "the worktree path")?);
         env.insert("FUGUE_PROMPT_FILE".to_owned(), self.utf8(files.prompt.as_os_str(), "the prompt file path")?);
         env.insert("FUGUE_FEEDBACK_FILE".to_owned(), self.utf8(files.feedback.as_os_str(), "the feedback file path")?);
+        let confinement = confine::decide(&self.confine).zip(tmp).map(|(strict, tmp)| {
+            confine::env_for(&mut env, tmp.path());
+            Confinement::new(confine::writable_roots(ctx, &self.confine, &[], tmp.path()), strict)
+        });
 
         let header = format!(
             "--- fugue: agent `{}` for task `{}` (attempt {}, iteration {}): `{}` with {} argument(s) in {}",
@@ -161,8 +181,9 @@ impl CommandAgent {
         spec.output_cap = self.output_cap;
         spec.log_file = ctx.log_file.clone();
         spec.log_cap = self.log_cap;
-        spec.log_header = Some(redact_str(&header).into_owned());
+        spec.log_header = Some(redact_str(&format!("{header}\n{}", confine::log_line(confinement.as_ref()))).into_owned());
         spec.attach_job = ctx.resume_job.clone();
+        spec.confine = confinement;
         Ok(spec)
     }
 
@@ -204,8 +225,17 @@ impl CommandAgent {
         )
     }
 
-    /// The report for how the process ended; `timeout` is the one the spec asked for.
-    fn report(&self, outcome: ProcessOutcome, timeout: Option<Duration>, elapsed: Duration) -> Result<AgentReport, AgentError> {
+    /// The report for how the process ended; `timeout` is the one the spec asked for. A
+    /// confined run whose output shows refused writes failed, whatever its exit code, with
+    /// the refusals named: what it meant to write did not happen.
+    fn report(
+        &self,
+        outcome: ProcessOutcome,
+        timeout: Option<Duration>,
+        elapsed: Duration,
+        confined: bool,
+        read_only: bool,
+    ) -> Result<AgentReport, AgentError> {
         if outcome.timed_out {
             return Err(AgentError::Timeout { agent: self.name.clone(), after: timeout.unwrap_or_default() });
         }
@@ -219,6 +249,23 @@ impl CommandAgent {
                 AgentReport::failed(format!("agent `{name}` ended in an unknown way (no exit code, no signal) after {secs:.1}s"))
             }
         };
+        let refused = if confined { confine::refused_writes(&outcome.output) } else { Vec::new() };
+        if !refused.is_empty() {
+            report.outcome = fugue_core::AgentOutcome::Failed;
+            report.failure = Some(fugue_core::FailureKind::PermissionDenied);
+            let shown = refused.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ");
+            report.summary = if read_only {
+                format!(
+                    "{}; confinement refused its writes: {shown} (a reviewer is confined read-only: it writes only its TMPDIR)",
+                    report.summary
+                )
+            } else {
+                format!(
+                    "{}; confinement refused its writes outside the worktree: {shown} (a confined agent writes only in its worktree, the plan's `caches`, its TMPDIR and its CLI's state: add a cache, or set `agents.{name}.confine: off`)",
+                    report.summary
+                )
+            };
+        }
         report.exit_code = outcome.exit_code;
         report.output = match redact_str(&outcome.output) {
             std::borrow::Cow::Borrowed(_) => outcome.output,
@@ -314,11 +361,22 @@ impl Agent for CommandAgent {
             return Err(self.spawn_error(format!("the worktree {} is not a directory", ctx.worktree.display())));
         }
         let files = RunFiles::write(&ctx, self.executor.shared_dir())?;
-        let spec = self.process_spec(&ctx, &files)?;
+        let tmp = match confine::decide(&self.confine) {
+            Some(_) => Some(
+                confine::RunTmp::create(ctx.task_id.as_str(), self.executor.shared_dir())
+                    .map_err(|source| AgentError::Io { action: "create the agent's private temp dir".to_owned(), source })?,
+            ),
+            None => None,
+        };
+        let spec = self.process_spec(&ctx, &files, tmp.as_ref())?;
         let timeout = spec.timeout;
+        let roots = spec.confine.as_ref().map(|c| c.write.iter().map(|p| p.display().to_string()).collect::<Vec<_>>());
         let outcome = self.executor.run_observed(spec, ctx.job_observer.clone()).await.map_err(|e| self.exec_error(e))?;
         // The files lived until the process ended; now they go.
         drop(files);
-        self.report(outcome, timeout, started.elapsed())
+        drop(tmp);
+        let mut report = self.report(outcome, timeout, started.elapsed(), roots.is_some(), ctx.read_only)?;
+        report.confined = roots;
+        Ok(report)
     }
 }

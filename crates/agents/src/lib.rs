@@ -29,6 +29,7 @@
 
 mod check;
 mod command;
+pub mod confine;
 mod driver;
 mod local;
 mod output;
@@ -38,7 +39,7 @@ mod process;
 mod slurm;
 mod template;
 
-pub use check::{agent_from_spec, agent_from_spec_with, check_plan_agents, check_plan_plugins};
+pub use check::{agent_from_spec, agent_from_spec_confined, agent_from_spec_with, check_plan_agents, check_plan_plugins};
 pub use command::CommandAgent;
 pub use driver::{DriverAgent, driver_refuses};
 pub use local::LocalExecutor;

@@ -5,12 +5,14 @@
 //! 1. the log file (if any) is opened for appending and the spec's header line written — a log
 //!    that does not exist yet is only created by the first output or an ending worth a record
 //!    (see `output::LogFile`);
-//! 2. the program is started directly — no shell — in the spec's working directory, as the
+//! 2. with a [`ProcessSpec::confine`], the Landlock ruleset is built (see `confine`) and applied
+//!    in the child before exec; one that cannot be applied is an error, never an unconfined run;
+//!    the program is started directly — no shell — in the spec's working directory, as the
 //!    leader of a new process group, with the spec's `env` added to the inherited environment;
 //!    the spec's stdin bytes are fed to it (and the pipe closed) by a task of their own, or
 //!    its stdin is empty;
 //! 3. stdout and stderr are pumped into the log (up to its cap) and a capped head+tail
-//!    capture (see `output`);
+//!    capture (see `output`), a whole line at a time, so the two streams interleave by lines;
 //! 4. when the process exits, whatever it left running in its group is stopped (SIGTERM,
 //!    grace, SIGKILL) so that nothing outlives it; on timeout the whole group is stopped the
 //!    same way and the outcome says `timed_out`; if the future is dropped (cancellation) a
@@ -90,24 +92,40 @@ fn pump(
     redactor: &Arc<Redactor>,
     tap: Tap,
 ) -> Option<AbortOnDrop<()>> {
+    /// Bytes of one stream held back from the shared sink while they end no line.
+    const PENDING_CAP: usize = 64 * 1024;
     let mut reader = reader?;
     let mut redact = redactor.stream();
     Some(AbortOnDrop(tokio::spawn(async move {
         let mut buf = vec![0u8; 16 * 1024];
+        // The sink interleaves stdout and stderr: it gets whole lines only (the redactor holds
+        // back a partial tail, and without this the other stream's line would land inside
+        // this one's — a JSON report cut in two by a warning on stderr).
+        let mut pending: Vec<u8> = Vec::new();
         loop {
             match reader.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     let clean = redact.push(&buf[..n]);
                     if !clean.is_empty() {
-                        sink.lock().unwrap_or_else(PoisonError::into_inner).push(&clean);
+                        pending.extend_from_slice(&clean);
+                        let upto = if pending.len() > PENDING_CAP {
+                            pending.len()
+                        } else {
+                            pending.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+                        };
+                        if upto > 0 {
+                            sink.lock().unwrap_or_else(PoisonError::into_inner).push(&pending[..upto]);
+                            pending.drain(..upto);
+                        }
                         tap.push(&clean);
                     }
                 }
             }
         }
         let rest = redact.finish();
-        sink.lock().unwrap_or_else(PoisonError::into_inner).push(&rest);
+        pending.extend_from_slice(&rest);
+        sink.lock().unwrap_or_else(PoisonError::into_inner).push(&pending);
         tap.push(&rest);
     })))
 }
@@ -164,15 +182,44 @@ impl Executor for LocalExecutor {
             log.note(&redactor.redact(header));
         }
 
+        // The ruleset is built here, before the fork; the child only applies it (see `confine`).
+        // A confinement that cannot be applied stops the run: it never goes ahead unconfined.
+        let confined = match &spec.confine {
+            Some(c) => match crate::confine::prepare(c) {
+                Ok(prepared) => prepared,
+                Err(e) => {
+                    if let Some(log) = &mut log {
+                        log.note(&redactor.redact(&format!("--- fugue: could not start `{program}`: {e}")));
+                        log.keep();
+                    }
+                    return Err(spawn_error(&spec, program, ErrorKind::Unsupported, e.to_string()));
+                }
+            },
+            None => None,
+        };
         let mut command = tokio::process::Command::new(program);
         command
             .args(args)
             .current_dir(&spec.cwd)
-            .envs(&spec.env)
             .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
+        // An agent's git must work on its own checkout: fugue started from a hook or another
+        // repository's shell would otherwise hand it GIT_DIR & co. (the spec may set them).
+        for name in fugue_core::git::SCRUBBED_ENV {
+            command.env_remove(name);
+        }
+        command.envs(&spec.env);
+        if let Some(prepared) = &confined {
+            let fd = prepared.raw_fd();
+            // SAFETY: the closure runs in the child between fork and exec and only makes the two
+            // async-signal-safe system calls of `restrict_in_child`; `fd` stays open in the parent
+            // (and so in the child) until `spawn` returns, because `confined` lives until then.
+            unsafe {
+                command.pre_exec(move || crate::confine::restrict_in_child(fd));
+            }
+        }
         let mut child = match command.spawn() {
             Ok(child) => child,
             Err(e) => {
@@ -183,6 +230,7 @@ impl Executor for LocalExecutor {
                 return Err(spawn_error(&spec, program, e.kind(), e.to_string()));
             }
         };
+        drop(confined);
         let group = child.id().and_then(Group::led_by);
         let mut guard = GroupGuard::new(group, spec.grace);
 

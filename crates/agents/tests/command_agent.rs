@@ -17,6 +17,7 @@ fn spec(command: &[&str]) -> CommandAgentSpec {
         timeout: None,
         env: Default::default(),
         prompt_via: PromptInput::Args,
+        confine: None,
     }
 }
 

@@ -62,6 +62,7 @@ fn spec(command: &[&str]) -> CommandAgentSpec {
         timeout: None,
         env: Default::default(),
         prompt_via: PromptInput::Args,
+        confine: None,
     }
 }
 
@@ -110,8 +111,17 @@ async fn the_executor_receives_the_spec_of_the_template() {
     );
     assert_eq!(spec.cwd, dir.path());
     assert_eq!(spec.label, "task-7");
-    let keys: BTreeSet<&str> = spec.env.keys().map(String::as_str).collect();
+    // A confined run (the default where the kernel has Landlock) also gets its TMPDIR and git
+    // settings, and the spec says what it may write.
+    let keys: BTreeSet<&str> =
+        spec.env.keys().map(String::as_str).filter(|k| !k.starts_with("GIT_CONFIG_") && !["TMPDIR", "TMP", "TEMP"].contains(k)).collect();
     assert_eq!(keys, BTreeSet::from(["EXTRA", "FROM_CTX", "FUGUE_FEEDBACK_FILE", "FUGUE_PROMPT_FILE", "FUGUE_TASK_ID", "FUGUE_WORKTREE"]));
+    if let Some(confine) = &spec.confine {
+        assert!(confine.write.contains(&dir.path().to_path_buf()), "{confine:?}");
+        assert!(confine.write.contains(&Path::new(&spec.env["TMPDIR"]).to_path_buf()), "{confine:?}");
+        assert!(!Path::new(&spec.env["TMPDIR"]).exists(), "the private temp dir outlived the run");
+    }
+    assert_eq!(spec.confine.is_some(), fugue_agents::confine::support().enforced());
     assert_eq!(spec.env["FUGUE_TASK_ID"], "task-7", "the plan cannot override fugue's variables");
     assert_eq!(spec.env["EXTRA"], "from-ctx", "the context's env wins over the spec's");
     assert_eq!(spec.env["FUGUE_WORKTREE"], worktree);

@@ -21,7 +21,13 @@ const NASTY: &str = "fix it; touch pwned1 && echo $(touch pwned2) `touch pwned3`
 const CANARIES: [&str; 6] = ["pwned1", "pwned2", "pwned3", "pwned4", "pwned5", "pwned6"];
 
 fn spec(command: &[&str], prompt_via: PromptInput) -> CommandAgentSpec {
-    CommandAgentSpec { command: command.iter().map(|s| (*s).to_owned()).collect(), timeout: None, env: BTreeMap::new(), prompt_via }
+    CommandAgentSpec {
+        command: command.iter().map(|s| (*s).to_owned()).collect(),
+        timeout: None,
+        env: BTreeMap::new(),
+        prompt_via,
+        confine: None,
+    }
 }
 
 fn context(dir: &Path, prompt: &str) -> AgentContext {

@@ -80,6 +80,36 @@ enum Command {
     Plugins(cmd::plugins::PluginsArgs),
     /// Write the JSON schemas of every file format.
     Schema(cmd::schema::SchemaArgs),
+    /// Run a program confined (Landlock) to writing beneath the given paths: what a cluster
+    /// job script runs an agent through.
+    #[command(hide = true)]
+    ConfineExec(ConfineExecArgs),
+}
+
+/// Arguments of the hidden `fugue confine-exec`.
+#[derive(Debug, clap::Args)]
+struct ConfineExecArgs {
+    /// A path the program may write beneath (repeatable).
+    #[arg(long = "write", value_name = "PATH")]
+    write: Vec<std::path::PathBuf>,
+    /// Refuse to run when the kernel cannot confine it (else run it unconfined with a warning).
+    #[arg(long)]
+    strict: bool,
+    /// The program and its arguments.
+    #[arg(last = true, required = true)]
+    argv: Vec<std::ffi::OsString>,
+}
+
+/// `fugue confine-exec`: only returns when the program could not be confined or started.
+fn confine_exec(args: ConfineExecArgs) -> CliResult {
+    if !args.strict && !fugue_agents::confine::support().enforced() {
+        eprintln!(
+            "warning: fugue: the agent runs unconfined: {}; set `confine: off` to say so",
+            fugue_agents::confine::support().describe()
+        );
+    }
+    let e = fugue_agents::confine::exec_confined(args.write, args.strict, &args.argv);
+    Err(CliError::Environment(format!("failed to run `{}` confined: {e}", args.argv[0].to_string_lossy())))
 }
 
 /// Makes the plugins linked into this binary available by bare name (`plugin: codemod`), so
@@ -117,6 +147,7 @@ pub fn main() -> ExitCode {
         Command::Locks(args) => cmd::locks::run(&cli.global, args),
         Command::Plugins(args) => cmd::plugins::run(&cli.global, args),
         Command::Schema(args) => cmd::schema::run(&cli.global, args),
+        Command::ConfineExec(args) => confine_exec(args),
     };
     match result {
         Ok(code) => code,

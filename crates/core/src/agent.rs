@@ -262,6 +262,9 @@ pub struct AgentReport {
     /// Why it failed, when the agent's output says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<FailureKind>,
+    /// The paths the run's confinement let it write (`None`: it ran unconfined).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confined: Option<Vec<String>>,
 }
 
 impl AgentReport {
@@ -280,6 +283,7 @@ impl AgentReport {
             final_message: None,
             denials: Vec::new(),
             failure: None,
+            confined: None,
         }
     }
 

@@ -63,6 +63,11 @@ pub struct ProcessSpec {
     /// stderr is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_stdout: Option<usize>,
+    /// Confine the process (Landlock) to writing beneath these paths. An executor that cannot
+    /// enforce a strict confinement must refuse to run the process rather than run it
+    /// unconfined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confine: Option<crate::Confinement>,
 }
 
 impl ProcessSpec {
@@ -83,6 +88,7 @@ impl ProcessSpec {
             log_header: None,
             attach_job: None,
             keep_stdout: None,
+            confine: None,
         }
     }
 

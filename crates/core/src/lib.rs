@@ -17,6 +17,7 @@
 mod agent;
 mod budget;
 mod command;
+mod confine;
 mod diag;
 mod duration;
 mod executor;
@@ -41,6 +42,7 @@ pub mod load;
 pub use agent::{Activity, ActivityObserver, Agent, AgentContext, AgentError, AgentOutcome, AgentReport, FailureKind, Usage};
 pub use budget::{Budget, OnExhausted, Price, Prices, RunBudget, Spend, priced};
 pub use command::{CommandLine, CommandLineError};
+pub use confine::{ConfineMode, ConfinePolicy, Confinement, expand_home};
 pub use diag::{IssueLevel, PlanIssue, pointer_join, pointer_token};
 pub use duration::{DURATION_PATTERN, DurationError, HumanDuration};
 pub use executor::{ExecError, ExecObserver, Executor, OutputStream, ProcessOutcome, ProcessSpec};

@@ -55,6 +55,14 @@ pub struct Plan {
     /// Prices per model (US dollars per million tokens), for CLIs that report tokens but no cost.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub prices: Prices,
+    /// How agents are confined (Landlock): `strict` or `off`; agents may override it. Default:
+    /// strict where the kernel supports it, else off with a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confine: Option<crate::ConfineMode>,
+    /// Directories confined agents may also write (build caches such as `~/.cargo`), absolute
+    /// or under `~/`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caches: Vec<String>,
     /// The tasks.
     #[schemars(length(min = 1))]
     pub tasks: Vec<TaskSpec>,
@@ -340,6 +348,9 @@ pub struct DriverAgentSpec {
     /// What each task this agent runs may spend (over all its attempts and iterations).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Budget>,
+    /// Overrides the plan's `confine` for this agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confine: Option<crate::ConfineMode>,
 }
 
 fn default_true() -> bool {
@@ -365,6 +376,7 @@ impl DriverAgentSpec {
             feedback: FeedbackMode::default(),
             isolate_sessions: true,
             budget: None,
+            confine: None,
         }
     }
 }
@@ -397,6 +409,9 @@ pub struct CommandAgentSpec {
     /// How the prompt is given besides the placeholders.
     #[serde(default)]
     pub prompt_via: PromptInput,
+    /// Overrides the plan's `confine` for this agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confine: Option<crate::ConfineMode>,
 }
 
 /// A plugin agent.

@@ -178,6 +178,18 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "is_zero")]
         in_flight: Spend,
     },
+    /// The agent run just finished was confined (Landlock) to writing beneath these paths. A
+    /// run without this record after its `agent_finished` ran unconfined.
+    AgentConfined {
+        /// The task.
+        task: TaskId,
+        /// Attempt.
+        attempt: u32,
+        /// QA iteration within the attempt.
+        iteration: u32,
+        /// The paths it could write.
+        write: Vec<String>,
+    },
     /// What a running agent is doing (the tool it runs, its last message) and what it has
     /// spent so far. Live information: nothing replays it but progress and status.
     AgentActivity {
@@ -267,6 +279,7 @@ impl Event {
             | Event::AttemptStarted { task, .. }
             | Event::JobStarted { task, .. }
             | Event::AgentFinished { task, .. }
+            | Event::AgentConfined { task, .. }
             | Event::AgentActivity { task, .. }
             | Event::QaFinished { task, .. }
             | Event::Merged { task, .. }

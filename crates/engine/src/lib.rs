@@ -9,6 +9,7 @@
 //! It re-exports the crates it is built on so that one dependency gives the whole stack.
 
 mod budget;
+mod confine;
 pub mod demo;
 pub mod error;
 pub mod events;

@@ -149,6 +149,16 @@ fn agent_runs(s: &mut String, v: &crate::view::TaskView) {
     if let Some(session) = &v.session {
         let _ = writeln!(s, "- agent session: `{session}`");
     }
+    if v.agent_runs > 0 {
+        match &v.confined {
+            Some(roots) => {
+                let _ = writeln!(s, "- confinement (last run): on; writes allowed only beneath: {}", roots.join(", "));
+            }
+            None => {
+                let _ = writeln!(s, "- confinement (last run): off");
+            }
+        }
+    }
     if let Some(kind) = v.failure {
         let _ = writeln!(s, "- last agent run failed: {}", failure_text(kind));
     }

@@ -442,7 +442,7 @@ async fn drive(
     let mut agents = opts.agents.clone();
     for (name, spec) in &plan.agents {
         if !agents.contains_key(name) {
-            let a = fugue_agents::agent_from_spec_with(name, spec, &opts.plan_dir, executor.clone())
+            let a = fugue_agents::agent_from_spec_confined(name, spec, &opts.plan_dir, executor.clone(), plan.confine_of(name))
                 .map_err(|e| EngineError::Agent(format!("agent `{name}`: {e}")))?;
             agents.insert(name.clone(), a);
         }
@@ -920,6 +920,11 @@ async fn attempt_once(
                 .map_err(|e| AttemptError::retry(e.to_string()))?
                 .map_err(|e| AttemptError::retry(format!("failed to get a worktree: {e}")))?;
             cleanup.slot = Some(acq.slot.clone());
+            if acq.already_held {
+                // A run killed while its confined agent worked left the agent's commits on the
+                // slot's detached HEAD: they become the branch before anything else looks.
+                crate::confine::adopt(&acq.path, &acq.branch).await.map_err(AttemptError::retry)?;
+            }
             send(Msg::Event(Event::AttemptStarted {
                 task: task.id.clone(),
                 attempt,
@@ -957,6 +962,11 @@ async fn attempt_once(
         // A re-attached job continues the iteration it was submitted for.
         let mut iteration = job.as_ref().map_or(0, |j| j.iteration);
         let mut blocked_retries = 0;
+        // A confined agent commits on a detached HEAD; fugue moves the branch (see `confine`).
+        let confined = branch.as_deref().filter(|_| {
+            matches!(plan.agents.get(&task.agent), Some(fugue_core::AgentSpec::Command(_) | fugue_core::AgentSpec::Driver(_)))
+                && fugue_agents::confine::will_confine(&plan.confine_of(&task.agent))
+        });
         loop {
             if let Some(stop) = shared.budgets.blocked(index) {
                 return Err(AttemptError::budget(&stop));
@@ -1001,12 +1011,24 @@ async fn attempt_once(
                 }),
             }));
             let started = std::time::Instant::now();
+            if confined.is_some() {
+                crate::confine::detach(&worktree).await.map_err(AttemptError::retry)?;
+            }
             let mut stop_rx = shared.budgets.stop_signal(index);
             let mut run = agent.run(ctx);
             let ended = tokio::select! {
                 r = &mut run => Ok(r),
                 stop = stopped(&mut stop_rx) => Err(stop),
             };
+            // Dropping the run stops the agent (its process group or job) if a budget cut it
+            // short; its commits are adopted only once it is gone.
+            drop(run);
+            if ended.is_err() {
+                let _ = tokio::task::spawn_blocking(fugue_agents::wait_for_stopped_agents).await;
+            }
+            if let Some(branch) = confined {
+                crate::confine::adopt(&worktree, branch).await.map_err(AttemptError::retry)?;
+            }
             let report = match ended {
                 Ok(Ok(report)) => report,
                 Ok(Err(e)) => {
@@ -1027,8 +1049,6 @@ async fn attempt_once(
                     return Err(AttemptError::retry(e.to_string()));
                 }
                 Err(stop) => {
-                    // Dropping the run stops the agent (its process group or job) now.
-                    drop(run);
                     let live = shared.budgets.live(index);
                     shared.budgets.settle(index, None);
                     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -1050,7 +1070,6 @@ async fn attempt_once(
                     return Err(AttemptError::budget(&stop));
                 }
             };
-            drop(run);
             let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let (usage, priced) = shared.budgets.price(&task.agent, report.usage);
             for e in shared.budgets.settle(index, Some(usage)) {
@@ -1072,6 +1091,9 @@ async fn attempt_once(
                 final_message: report.final_message.as_deref().map(|m| clip(m, 2000)),
                 priced,
             }));
+            if let Some(write) = report.confined.clone() {
+                send(Msg::Event(Event::AgentConfined { task: task.id.clone(), attempt, iteration, write }));
+            }
             if report.session_id.is_some() {
                 session.clone_from(&report.session_id);
             }

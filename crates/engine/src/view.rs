@@ -88,6 +88,9 @@ pub struct TaskView {
     pub failure: Option<FailureKind>,
     /// The last run's final message.
     pub final_message: Option<String>,
+    /// Whether the last run was confined: the paths it could write, or `None` (unconfined, or
+    /// no run yet).
+    pub confined: Option<Vec<String>>,
     /// What the running agent is doing now, and its usage so far (cleared when it finishes).
     pub activity: Option<(String, Usage)>,
     /// What each attempt's agent runs spent (by 1-based attempt).
@@ -311,6 +314,10 @@ impl RunView {
                 t.denials.clone_from(denials);
                 t.failure = *failure;
                 t.final_message.clone_from(final_message);
+                t.confined = None;
+            }
+            Event::AgentConfined { task, write, .. } => {
+                self.tasks.entry(task.clone()).or_default().confined = Some(write.clone());
             }
             Event::AgentActivity { task, doing, usage, .. } => {
                 let t = self.tasks.entry(task.clone()).or_default();

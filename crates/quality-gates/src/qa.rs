@@ -267,7 +267,8 @@ impl Qa {
 
     /// QA for `plan` (whose file is in `plan_dir`): its reviewer is built (and a plugin loaded)
     /// once, here.
-    pub fn from_plan(plan: &Plan, plan_dir: &Path, qa_dir: impl Into<PathBuf>, settings: GateSettings) -> Result<Self, QaError> {
+    pub fn from_plan(plan: &Plan, plan_dir: &Path, qa_dir: impl Into<PathBuf>, mut settings: GateSettings) -> Result<Self, QaError> {
+        settings.confine = settings.confine.or(plan.confine);
         let mut qa = Self::new(plan.gates.clone(), &plan.boundaries, qa_dir, settings);
         if let Some(spec) = plan.gates.review.as_on() {
             qa.reviewer = Some(Arc::new(Reviewer::from_plan(spec, &plan.agents, plan_dir, &qa.settings)?));

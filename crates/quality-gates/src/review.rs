@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use fugue_agents::{CommandAgent, DriverAgent, InProcess, PluginError, open_plugin};
 use fugue_core::plugin::PluginKind;
 use fugue_core::{
-    Agent, AgentContext, AgentOutcome, AgentSpec, Finding, GateContext, GateReport, GateVerdict, QualityGate, ReviewGateSpec, ReviewReport,
-    Severity, async_trait,
+    Agent, AgentContext, AgentOutcome, AgentSpec, ConfinePolicy, Finding, GateContext, GateReport, GateVerdict, QualityGate,
+    ReviewGateSpec, ReviewReport, Severity, async_trait,
 };
 
 use crate::commands::quote_tail;
@@ -160,12 +160,19 @@ impl Reviewer {
                 known: if agents.is_empty() { "none defined".to_owned() } else { agents.keys().cloned().collect::<Vec<_>>().join(", ") },
             }),
             Some(AgentSpec::Command(c)) => {
-                let agent = CommandAgent::new(name, c.clone()).with_executor(Arc::clone(&settings.executor)).with_grace(settings.grace);
+                // Reviewers run read-only (see `run_agent`): confined, they write nothing of the
+                // checkout, only their temp dir.
+                let agent = CommandAgent::new(name, c.clone())
+                    .with_executor(Arc::clone(&settings.executor))
+                    .with_grace(settings.grace)
+                    .with_confinement(ConfinePolicy::new(c.confine.or(settings.confine)));
                 Ok(Self::from_agent(name, Arc::new(agent), serde_json::json!({}), c.timeout.map(|t| t.0)))
             }
             Some(AgentSpec::Driver(d)) => {
                 // A coding-agent CLI reviews in a read-only session (see `run_agent`).
-                let agent = DriverAgent::new(name, d.clone()).with_executor(Arc::clone(&settings.executor));
+                let agent = DriverAgent::new(name, d.clone())
+                    .with_executor(Arc::clone(&settings.executor))
+                    .with_confinement(ConfinePolicy::new(d.confine.or(settings.confine)));
                 Ok(Self::from_agent(name, Arc::new(agent), serde_json::json!({ "driver": d.driver.name() }), d.timeout.map(|t| t.0)))
             }
             Some(AgentSpec::Plugin(p)) => {

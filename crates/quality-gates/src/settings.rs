@@ -37,6 +37,9 @@ pub struct GateSettings {
     /// Ignored paths (e.g. `target/`) kept when a QA checkout is recycled for the task's next
     /// iteration. Empty (the default): every QA checkout is removed after use.
     pub keep_ignored: Vec<String>,
+    /// The plan's `confine` for reviewer agents (which may override it); they always run
+    /// read-only confined (their CLI state and a temp dir) unless it is `off`.
+    pub confine: Option<fugue_core::ConfineMode>,
 }
 
 impl GateSettings {
@@ -98,6 +101,7 @@ impl Default for GateSettings {
             diff_cap: 8 * 1024 * 1024,
             env: BTreeMap::new(),
             keep_ignored: Vec::new(),
+            confine: None,
         }
     }
 }

@@ -108,6 +108,13 @@ impl Cli for Aider {
     fn home(&self) -> Option<HomeSpec> {
         Some(HomeSpec::scratch("AIDER_FUGUE_HOME"))
     }
+
+    fn state_paths(&self, home: Option<&std::path::Path>) -> Vec<std::path::PathBuf> {
+        // Its per-slot history files, and `~/.aider` (version check cache, analytics, model
+        // caches; checked with 0.86.2: confined without it, it prints "Error checking version:
+        // [Errno 13] Permission denied: '~/.aider'" and carries on).
+        home.map(std::path::Path::to_path_buf).into_iter().chain(super::in_home(".aider")).collect()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -212,7 +219,15 @@ mod tests {
     fn aider_gets_a_git_identity_and_no_browser() {
         let mut spec = DriverAgentSpec::new(fugue_core::DriverKind::Aider);
         spec.env.insert("GIT_AUTHOR_NAME".to_owned(), "Ada".to_owned());
-        let inv = Invocation { prompt: "p", resume: None, permissions: Permissions::Edit, verify: &[], home: None, budget_usd: None };
+        let inv = Invocation {
+            prompt: "p",
+            resume: None,
+            permissions: Permissions::Edit,
+            verify: &[],
+            home: None,
+            budget_usd: None,
+            confined: false,
+        };
         let env = Aider.env(&spec, &inv);
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!((get("GIT_CONFIG_KEY_0"), get("GIT_CONFIG_VALUE_0")), (Some("user.name"), Some("Ada")));

@@ -121,6 +121,21 @@ impl Cli for Claude {
     fn home(&self) -> Option<HomeSpec> {
         Some(HomeSpec::claude())
     }
+
+    fn state_paths(&self, home: Option<&std::path::Path>) -> Vec<std::path::PathBuf> {
+        // The slot's CLAUDE_CONFIG_DIR holds its sessions and `.claude.json` (checked with
+        // 2.1.328: a confined run needs nothing else there). An OAuth login stays in the user's
+        // own `.credentials.json` (see `env`), rewritten when a token is refreshed: that one
+        // file may be written in place (a file rule cannot allow creating or renaming).
+        let mut paths: Vec<std::path::PathBuf> = home.map(std::path::Path::to_path_buf).into_iter().collect();
+        if home.is_some()
+            && std::env::var_os("CLAUDE_SECURESTORAGE_CONFIG_DIR").is_none()
+            && let Some(credentials) = HomeSpec::claude().user_dir().map(|u| u.join(".credentials.json")).filter(|c| c.is_file())
+        {
+            paths.push(credentials);
+        }
+        paths
+    }
 }
 
 #[derive(Debug, Default)]

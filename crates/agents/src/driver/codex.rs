@@ -40,6 +40,15 @@ impl Cli for Codex {
             a.extend(["-c".to_owned(), format!("model_provider={}", toml_string(provider))]);
         }
         match inv.permissions {
+            // Codex's Linux sandbox is bubblewrap, which needs a new user namespace, a uid map and
+            // new mounts, none of which a Landlock-confined process may make ("bwrap: setting up
+            // uid map: Permission denied"; its legacy Landlock backend refuses workspace-write:
+            // "filesystem-restricted execution requires bubblewrap", checked with 0.169.0). Under
+            // fugue's confinement its own sandbox is off and fugue's ruleset confines the writes
+            // (read-only ones too); the network is then not restricted by Codex.
+            Permissions::Edit | Permissions::ReadOnly if inv.confined => {
+                a.extend(["-c".to_owned(), "sandbox_mode=\"danger-full-access\"".to_owned()]);
+            }
             Permissions::Edit => a.extend(["-c".to_owned(), "sandbox_mode=\"workspace-write\"".to_owned()]),
             Permissions::ReadOnly => a.extend(["-c".to_owned(), "sandbox_mode=\"read-only\"".to_owned()]),
             Permissions::Bypass => a.push("--dangerously-bypass-approvals-and-sandbox".to_owned()),

@@ -64,6 +64,13 @@ impl Cli for Gemini {
         vec![("GEMINI_CLI_TRUST_WORKSPACE".to_owned(), "true".to_owned())]
     }
 
+    fn state_paths(&self, _home: Option<&std::path::Path>) -> Vec<std::path::PathBuf> {
+        // Gemini CLI keeps its settings, login, project registry (`projects.json`, written
+        // through a temp file beside it) and sessions in `~/.gemini` (checked with 0.61.0: a
+        // confined run without it dies on "EACCES … projects.json.<uuid>.tmp").
+        super::in_home(".gemini").into_iter().collect()
+    }
+
     fn can_resume(&self) -> bool {
         true
     }

@@ -40,7 +40,7 @@ mod opencode;
 mod parse;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,9 @@ use fugue_core::{
     Executor, FailureKind, FeedbackMode, OutputStream, Permissions, ProcessOutcome, ProcessSpec, Usage, async_trait,
 };
 
+use fugue_core::{ConfinePolicy, Confinement};
+
+use crate::confine;
 use crate::local::LocalExecutor;
 use crate::process::signal_name;
 
@@ -70,6 +73,9 @@ pub(crate) struct Invocation<'a> {
     pub(crate) home: Option<&'a Path>,
     /// What is left of the task's dollar budget, for a CLI with a spending limit of its own.
     pub(crate) budget_usd: Option<f64>,
+    /// fugue confines the process (Landlock): a CLI whose own sandbox cannot nest in that
+    /// (Codex's bubblewrap) picks one that can.
+    pub(crate) confined: bool,
 }
 
 /// One coding-agent CLI: how to start it headless and how to read it.
@@ -113,6 +119,18 @@ pub(crate) trait Cli: Send + Sync + std::fmt::Debug {
     fn home(&self) -> Option<home::HomeSpec> {
         None
     }
+
+    /// What the CLI must write outside the worktree to keep its session and login, when it runs
+    /// confined (see `confine`): by default its per-slot home. Paths that do not exist are
+    /// created by [`DriverAgent`] when they are directories under `$HOME`.
+    fn state_paths(&self, home: Option<&Path>) -> Vec<PathBuf> {
+        home.map(Path::to_path_buf).into_iter().collect()
+    }
+}
+
+/// `$HOME/<rel>`, for the state a CLI keeps in the user's home.
+pub(crate) fn in_home(rel: &str) -> Option<PathBuf> {
+    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(rel))
 }
 
 /// Which usage figures a CLI reports for the whole session when a run continues one.
@@ -193,6 +211,7 @@ pub struct DriverAgent {
     /// What each session this agent ran has reported so far: a continued session's figures
     /// may cover the whole session (see [`Cumulative`]), and the report must be this run's.
     sessions: Arc<Mutex<HashMap<String, Usage>>>,
+    confine: ConfinePolicy,
 }
 
 impl DriverAgent {
@@ -204,13 +223,20 @@ impl DriverAgent {
         Self {
             name: name.into(),
             cli: cli(spec.driver),
-            spec,
             executor: Arc::new(LocalExecutor),
             grace: crate::CommandAgent::DEFAULT_GRACE,
             output_cap: Self::DEFAULT_OUTPUT_CAP,
             log_cap: crate::CommandAgent::DEFAULT_LOG_CAP,
             sessions: Arc::default(),
+            confine: ConfinePolicy::new(spec.confine),
+            spec,
         }
+    }
+
+    /// Confines the CLI's processes as `policy` says (see [`crate::CommandAgent::with_confinement`]).
+    pub fn with_confinement(mut self, policy: ConfinePolicy) -> Self {
+        self.confine = policy;
+        self
     }
 
     /// Runs the CLI through `executor` instead of locally.
@@ -238,7 +264,8 @@ impl DriverAgent {
 
     fn invocation<'a>(&self, ctx: &'a AgentContext, prompt: &'a str, resume: Option<&'a str>, home: Option<&'a Path>) -> Invocation<'a> {
         let permissions = if ctx.read_only { Permissions::ReadOnly } else { self.spec.permissions };
-        Invocation { prompt, resume, permissions, verify: &ctx.verify, home, budget_usd: ctx.budget.and_then(|b| b.usd) }
+        let confined = confine::will_confine(&self.confine);
+        Invocation { prompt, resume, permissions, verify: &ctx.verify, home, budget_usd: ctx.budget.and_then(|b| b.usd), confined }
     }
 
     fn spawn_error(&self, message: impl Into<String>) -> AgentError {
@@ -265,7 +292,16 @@ impl DriverAgent {
             })?),
             _ => None,
         };
-        let inv = self.invocation(ctx, prompt, resume, home.as_deref());
+        let tmp = match confine::decide(&self.confine) {
+            Some(strict) => {
+                let tmp = confine::RunTmp::create(ctx.task_id.as_str(), self.executor.shared_dir())
+                    .map_err(|source| AgentError::Io { action: "create the agent's private temp dir".to_owned(), source })?;
+                Some((strict, tmp))
+            }
+            None => None,
+        };
+        let mut inv = self.invocation(ctx, prompt, resume, home.as_deref());
+        inv.confined = tmp.is_some();
         let mut argv = vec![self.program()];
         argv.extend(self.cli.args(&self.spec, &inv));
         redact::register_vars(&self.spec.env);
@@ -275,6 +311,18 @@ impl DriverAgent {
         env.extend(ctx.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.insert("FUGUE_TASK_ID".to_owned(), ctx.task_id.to_string());
         env.insert("FUGUE_WORKTREE".to_owned(), ctx.worktree.to_string_lossy().into_owned());
+        let confinement = tmp.as_ref().map(|(strict, tmp)| {
+            confine::env_for(&mut env, tmp.path());
+            let state = self.cli.state_paths(home.as_deref());
+            for dir in &state {
+                // A CLI's state dir under $HOME it would make on its first run: made here, since
+                // a confined CLI could not (a file path is left alone).
+                if dir.extension().is_none() && in_home("").is_some_and(|h| dir.starts_with(h)) {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+            }
+            Confinement::new(confine::writable_roots(ctx, &self.confine, &state, tmp.path()), *strict)
+        });
         let header = format!(
             "--- fugue: {} driver `{}` for task `{}` (attempt {}, iteration {}{}): `{}` with {} argument(s) in {}",
             self.spec.driver.name(),
@@ -296,8 +344,11 @@ impl DriverAgent {
         spec.stdin = self.cli.prompt_on_stdin().then(|| prompt.as_bytes().to_vec());
         spec.log_file = ctx.log_file.clone();
         spec.log_cap = self.log_cap;
-        spec.log_header = Some(redact_str(&header).into_owned());
+        spec.log_header = Some(redact_str(&format!("{header}\n{}", confine::log_line(confinement.as_ref()))).into_owned());
         spec.attach_job = ctx.resume_job.clone();
+        let confined = confinement.is_some();
+        let roots = confinement.as_ref().map(|c| c.write.iter().map(|p| p.display().to_string()).collect::<Vec<_>>());
+        spec.confine = confinement;
         let timeout = spec.timeout;
 
         // A continued session may report session-wide figures: live usage is this run's share.
@@ -310,7 +361,15 @@ impl DriverAgent {
         if outcome.timed_out {
             return Err(AgentError::Timeout { agent: self.name.clone(), after: timeout.unwrap_or_default() });
         }
-        let parsed = reader.finish(&outcome);
+        let mut parsed = reader.finish(&outcome);
+        drop(tmp);
+        parsed.confined = roots;
+        if confined {
+            parsed.refused_writes = confine::refused_writes(outcome.stdout.as_deref().unwrap_or(&outcome.output));
+            if parsed.refused_writes.is_empty() {
+                parsed.refused_writes = confine::refused_writes(&outcome.output);
+            }
+        }
         Ok((outcome, parsed))
     }
 
@@ -334,6 +393,14 @@ impl DriverAgent {
                 r
             }
         };
+        if !parsed.refused_writes.is_empty() {
+            // The CLI showed a write its confinement refused: said in the report, so the cause is
+            // named whether the agent then worked around it or gave up.
+            report.summary.push_str(&format!(
+                " [confinement refused writes outside the worktree: {}; a confined agent writes only in its worktree, the plan's `caches`, its TMPDIR and its CLI's state]",
+                parsed.refused_writes.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ")
+            ));
+        }
         report.exit_code = outcome.exit_code;
         report.output = outcome.output;
         report.duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
@@ -342,6 +409,7 @@ impl DriverAgent {
         report.turns = parsed.turns;
         report.final_message = parsed.final_message;
         report.denials = parsed.denials;
+        report.confined = parsed.confined;
         report
     }
 
@@ -620,6 +688,8 @@ impl ExecObserver for StreamReader {
 
 #[cfg(test)]
 mod tests {
+    use fugue_core::DriverKind;
+
     use super::*;
 
     #[test]
@@ -659,6 +729,35 @@ mod tests {
         assert!(b.contains("`src/x/**`") && b.contains("`cargo test -p x`") && b.ends_with("\n\nDo X"), "{b}");
         ctx.read_only = true;
         assert_eq!(briefing(&ctx), "Do X");
+    }
+
+    #[test]
+    fn each_cli_declares_the_state_it_writes_when_confined() {
+        let home = Path::new("/s/fugue/sessions/x/wt-1");
+        for kind in [DriverKind::Claude, DriverKind::Codex, DriverKind::Aider, DriverKind::Opencode] {
+            assert_eq!(cli(kind).state_paths(Some(home)).first().map(PathBuf::as_path), Some(home), "{kind:?}");
+        }
+        if let Some(user) = in_home("") {
+            assert_eq!(cli(DriverKind::Gemini).state_paths(None), [user.join(".gemini")]);
+            let opencode = cli(DriverKind::Opencode).state_paths(None);
+            assert_eq!(opencode.len(), 4, "{opencode:?}");
+            assert!(opencode.iter().all(|p| p.ends_with("opencode")), "{opencode:?}");
+        }
+        // A confined Codex runs with its own sandbox off (bubblewrap cannot run inside Landlock).
+        let spec = DriverAgentSpec::new(DriverKind::Codex);
+        let inv = Invocation {
+            prompt: "p",
+            resume: None,
+            permissions: Permissions::Edit,
+            verify: &[],
+            home: None,
+            budget_usd: None,
+            confined: true,
+        };
+        let args = cli(DriverKind::Codex).args(&spec, &inv);
+        assert!(args.contains(&"sandbox_mode=\"danger-full-access\"".to_owned()), "{args:?}");
+        let inv = Invocation { confined: false, ..inv };
+        assert!(cli(DriverKind::Codex).args(&spec, &inv).contains(&"sandbox_mode=\"workspace-write\"".to_owned()));
     }
 
     #[test]

@@ -83,6 +83,28 @@ impl Cli for Opencode {
         Some(HomeSpec::scratch("OPENCODE_FUGUE_HOME"))
     }
 
+    fn state_paths(&self, home: Option<&std::path::Path>) -> Vec<std::path::PathBuf> {
+        // opencode keeps its data (logs, storage, the auth file), cache (its bun-installed
+        // providers), config and state in the XDG dirs (checked with 1.18.33: a confined run
+        // without them dies on "EACCES: permission denied, mkdir '~/.local'").
+        let xdg = |var: &str, default: &str| match std::env::var_os(var).filter(|v| !v.is_empty()) {
+            Some(dir) => Some(std::path::PathBuf::from(dir).join("opencode")),
+            None => super::in_home(default),
+        };
+        let mut paths: Vec<std::path::PathBuf> = home.map(std::path::Path::to_path_buf).into_iter().collect();
+        paths.extend(
+            [
+                xdg("XDG_DATA_HOME", ".local/share/opencode"),
+                xdg("XDG_CACHE_HOME", ".cache/opencode"),
+                xdg("XDG_CONFIG_HOME", ".config/opencode"),
+                xdg("XDG_STATE_HOME", ".local/state/opencode"),
+            ]
+            .into_iter()
+            .flatten(),
+        );
+        paths
+    }
+
     fn can_resume(&self) -> bool {
         true
     }
@@ -215,7 +237,15 @@ mod tests {
     fn each_slot_gets_a_database_of_its_own() {
         let spec = DriverAgentSpec::new(fugue_core::DriverKind::Opencode);
         let home = std::path::Path::new("/state/sessions/opencode/wt-1");
-        let inv = Invocation { prompt: "p", resume: None, permissions: Permissions::Edit, verify: &[], home: Some(home), budget_usd: None };
+        let inv = Invocation {
+            prompt: "p",
+            resume: None,
+            permissions: Permissions::Edit,
+            verify: &[],
+            home: Some(home),
+            budget_usd: None,
+            confined: false,
+        };
         let env = Opencode.env(&spec, &inv);
         assert!(env.contains(&("OPENCODE_DB".to_owned(), "/state/sessions/opencode/wt-1/opencode.db".to_owned())), "{env:?}");
         let inv = Invocation { home: None, ..inv };

@@ -25,6 +25,11 @@ pub(crate) struct Parsed {
     pub(crate) error: Option<(FailureKind, String)>,
     /// The CLI printed the event that ends a headless session (its result).
     pub(crate) finished: bool,
+    /// Writes the run's confinement refused, as the CLI showed them (tool output saying
+    /// "Permission denied"), filled in by the driver for confined runs.
+    pub(crate) refused_writes: Vec<String>,
+    /// The paths the run's confinement allowed, for the report; `None` when unconfined.
+    pub(crate) confined: Option<Vec<String>>,
 }
 
 impl Parsed {

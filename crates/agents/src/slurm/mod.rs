@@ -19,7 +19,10 @@
 //!    not count and a restarted orchestrator keeps the original deadline); when it runs out
 //!    the job is cancelled and the outcome says `timed_out`. Slurm's own limit, a minute or
 //!    more later, only matters when the orchestrator is gone;
-//! 5. the output file is read into the capped head+tail capture and appended to the task log
+//! 5. a spec with a confinement runs its program through `fugue confine-exec` on the node (see
+//!    `script`), which applies the same Landlock ruleset there before it execs the agent; where
+//!    there is no `fugue` binary to do it, the run is refused, never run unconfined;
+//! 6. the output file is read into the capped head+tail capture and appended to the task log
 //!    (up to its cap) with a footer saying how the job ended; the job directory is removed.
 //!
 //! Dropping the run future cancels the job from `Drop` (a blocking `DELETE` or `scancel`,
@@ -89,9 +92,20 @@ pub struct SlurmExecutor {
     poll_min: Duration,
     poll_max: Duration,
     preflight_timeout: Duration,
+    /// The `fugue` binary a confined job runs its program through (`fugue confine-exec`).
+    confine_helper: Option<PathBuf>,
 }
 
 static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
+
+/// `FUGUE_CONFINE_HELPER`, else this process's binary when it is `fugue` (a host that embeds
+/// the engine has no `confine-exec` subcommand, and says where one is).
+fn default_confine_helper() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("FUGUE_CONFINE_HELPER").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    std::env::current_exe().ok().filter(|exe| exe.file_name().is_some_and(|n| n == "fugue"))
+}
 
 /// How a job ended, as far as the executor could tell.
 enum Ending {
@@ -200,7 +214,17 @@ impl SlurmExecutor {
             poll_min: Duration::from_millis(250),
             poll_max: Duration::from_secs(10),
             preflight_timeout: Self::DEFAULT_PREFLIGHT_TIMEOUT,
+            confine_helper: default_confine_helper(),
         })
+    }
+
+    /// Sets the `fugue` binary that confined jobs run their program through (`fugue
+    /// confine-exec`, which applies the Landlock ruleset on the node); it must be on storage
+    /// every node reaches. Default: `FUGUE_CONFINE_HELPER`, else this process's own binary when
+    /// it is `fugue`.
+    pub fn with_confine_helper(mut self, helper: impl Into<PathBuf>) -> Self {
+        self.confine_helper = Some(helper.into());
+        self
     }
 
     /// Sets the polling intervals: the status file every `min`, the scheduler from `min`
@@ -253,10 +277,14 @@ impl SlurmExecutor {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
         let name = format!("{}-{}-{nanos}-{}", script::dir_stem(&spec.label), std::process::id(), NEXT_DIR.fetch_add(1, Ordering::Relaxed));
         let dir = self.jobs_dir.join(name);
-        let text = script::job_script(spec, &dir).map_err(|e| ExecError::Spawn {
+        let text = script::job_script(spec, &dir, self.confine_helper.as_deref()).map_err(|e| ExecError::Spawn {
             program: program.clone(),
             cwd: spec.cwd.clone(),
-            kind: if matches!(e, script::ScriptError::EmptyArgv) { ErrorKind::InvalidInput } else { ErrorKind::Other },
+            kind: match e {
+                script::ScriptError::EmptyArgv => ErrorKind::InvalidInput,
+                script::ScriptError::NoConfineHelper => ErrorKind::Unsupported,
+                _ => ErrorKind::Other,
+            },
             message: e.to_string(),
         })?;
         std::fs::create_dir(&dir).map_err(io(format!("create the job directory {}", dir.display())))?;

@@ -57,6 +57,8 @@ pub(crate) enum ScriptError {
     Nul(String),
     EnvName(String),
     Path(String),
+    /// The spec asks for confinement and there is no `fugue` binary to apply it on the node.
+    NoConfineHelper,
 }
 
 impl std::fmt::Display for ScriptError {
@@ -66,6 +68,10 @@ impl std::fmt::Display for ScriptError {
             Self::Nul(what) => write!(f, "{what} contains a NUL byte, which no process argument or variable can hold"),
             Self::EnvName(name) => write!(f, "environment variable name `{name}` is not a shell identifier (letters, digits, `_`)"),
             Self::Path(path) => write!(f, "path {path} is not valid UTF-8; a job script is text"),
+            Self::NoConfineHelper => write!(
+                f,
+                "the agent must run confined and this process is not the `fugue` binary that applies the ruleset on the node (`fugue confine-exec`): set FUGUE_CONFINE_HELPER to its path on shared storage, or `confine: off`"
+            ),
         }
     }
 }
@@ -78,8 +84,11 @@ fn path_text<'a>(p: &'a Path, what: &str) -> Result<&'a str, ScriptError> {
     text(p.to_str().ok_or_else(|| ScriptError::Path(p.display().to_string()))?, what)
 }
 
-/// The job script for `spec`, run from `job_dir` (absolute; on storage the node can reach).
-pub(crate) fn job_script(spec: &ProcessSpec, job_dir: &Path) -> Result<String, ScriptError> {
+/// The job script for `spec`, run from `job_dir` (absolute; on storage the node can reach). A
+/// spec with a confinement runs its program through `helper confine-exec` (the `fugue` binary,
+/// on storage the node reaches), which applies the same Landlock ruleset on the node and then
+/// execs the program; the script's own lines (the status file) stay outside it.
+pub(crate) fn job_script(spec: &ProcessSpec, job_dir: &Path, helper: Option<&Path>) -> Result<String, ScriptError> {
     let (program, _) = spec.argv.split_first().ok_or(ScriptError::EmptyArgv)?;
     let dir = quote(path_text(job_dir, "the job directory")?);
     let cwd = quote(path_text(&spec.cwd, "the working directory")?);
@@ -95,6 +104,8 @@ pub(crate) fn job_script(spec: &ProcessSpec, job_dir: &Path) -> Result<String, S
         s,
         "cd {cwd} 2>/dev/null || {{ echo \"fugue: the working directory \"{cwd}\" is not a directory on $(hostname)\" >&2; fugue_end 'spawn NotADirectory'; exit 126; }}"
     );
+    // As locally: the job's git works on its checkout, whatever the submitting shell had set.
+    let _ = writeln!(s, "unset {}", fugue_core::git::SCRUBBED_ENV.join(" "));
     for (name, value) in &spec.env {
         if !is_identifier(name) {
             return Err(ScriptError::EnvName(name.clone()));
@@ -116,6 +127,23 @@ pub(crate) fn job_script(spec: &ProcessSpec, job_dir: &Path) -> Result<String, S
     }
     let stdin = if spec.stdin.is_some() { format!("\"$fugue_dir/{STDIN}\"") } else { "/dev/null".to_owned() };
     let mut words = Vec::with_capacity(spec.argv.len());
+    if let Some(confine) = &spec.confine {
+        let helper = quote(path_text(helper.ok_or(ScriptError::NoConfineHelper)?, "the confinement helper")?);
+        let _ = writeln!(
+            s,
+            "[ -x {helper} ] || {{ echo \"fugue: cannot confine the agent on $(hostname): \"{helper}\" is not there; it must be on storage every node reaches\" >&2; fugue_end 'spawn Unsupported'; exit 126; }}"
+        );
+        words.push(helper);
+        words.push("confine-exec".to_owned());
+        if confine.strict {
+            words.push("--strict".to_owned());
+        }
+        for path in &confine.write {
+            words.push("--write".to_owned());
+            words.push(quote(path_text(path, "a path the agent may write")?));
+        }
+        words.push("--".to_owned());
+    }
     for (i, word) in spec.argv.iter().enumerate() {
         words.push(quote(text(word, &format!("argument {i}"))?));
     }
@@ -147,6 +175,7 @@ pub(crate) fn parse_status(text: &str) -> Option<Status> {
             "NotFound" => ErrorKind::NotFound,
             "PermissionDenied" => ErrorKind::PermissionDenied,
             "NotADirectory" => ErrorKind::NotADirectory,
+            "Unsupported" => ErrorKind::Unsupported,
             _ => ErrorKind::Other,
         })),
         _ => None,
@@ -214,7 +243,7 @@ mod tests {
 
     /// Runs a generated script with `sh`, as slurmd would; returns (output, status text).
     fn run(spec: &ProcessSpec, dir: &Path) -> (String, String) {
-        let script = job_script(spec, dir).expect("script");
+        let script = job_script(spec, dir, None).expect("script");
         std::fs::write(dir.join(SCRIPT), &script).expect("write script");
         if let Some(stdin) = &spec.stdin {
             std::fs::write(dir.join(STDIN), stdin).expect("write stdin");
@@ -263,11 +292,25 @@ mod tests {
     #[test]
     fn rejects_what_a_script_cannot_carry() {
         let dir = Path::new("/jobs/x");
-        assert_eq!(job_script(&spec(&[], dir), dir), Err(ScriptError::EmptyArgv));
+        assert_eq!(job_script(&spec(&[], dir), dir, None), Err(ScriptError::EmptyArgv));
         let mut s = spec(&["a"], dir);
         s.env.insert("NOT-AN-ID".to_owned(), "v".to_owned());
-        assert_eq!(job_script(&s, dir), Err(ScriptError::EnvName("NOT-AN-ID".to_owned())));
-        assert!(matches!(job_script(&spec(&["a", "x\0y"], dir), dir), Err(ScriptError::Nul(_))));
+        assert_eq!(job_script(&s, dir, None), Err(ScriptError::EnvName("NOT-AN-ID".to_owned())));
+        assert!(matches!(job_script(&spec(&["a", "x\0y"], dir), dir, None), Err(ScriptError::Nul(_))));
+    }
+
+    #[test]
+    fn a_confined_spec_runs_through_the_helper_or_is_refused() {
+        let dir = Path::new("/jobs/x");
+        let mut s = spec(&["claude", "-p", "it's"], Path::new("/w"));
+        s.confine = Some(fugue_core::Confinement::new(vec!["/w".into(), "/t m'p".into()], true));
+        assert_eq!(job_script(&s, dir, None), Err(ScriptError::NoConfineHelper));
+        let text = job_script(&s, dir, Some(Path::new("/opt/fugue"))).expect("script");
+        assert!(
+            text.contains("'/opt/fugue' confine-exec --strict --write '/w' --write '/t m'\\''p' -- 'claude' '-p' 'it'\\''s' < /dev/null"),
+            "{text}"
+        );
+        assert!(text.contains("[ -x '/opt/fugue' ] ||"), "{text}");
     }
 
     #[test]

@@ -80,6 +80,7 @@ pub(crate) fn run(global: &Global, args: PlanArgs) -> CliResult {
         println!("{}", serde_json::to_string_pretty(sealed.graph()).map_err(|e| CliError::env("failed to serialise the graph", e))?);
     } else {
         print!("{}", fugue_engine::planner::render_human(&loaded.plan, sealed.execution_plan()));
+        println!("\n{}", fugue_engine::agents::confine::describe_plan(&loaded.plan));
     }
     Ok(ExitCode::SUCCESS)
 }

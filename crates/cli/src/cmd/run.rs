@@ -73,6 +73,7 @@ pub(crate) fn run(global: &Global, args: RunArgs) -> CliResult {
     let style = Style::pick(args.json, global.quiet);
     if matches!(style, Style::Live | Style::Plain) {
         eprintln!("{}", fugue_engine::planner::render_human(&loaded.plan, sealed.execution_plan()));
+        eprintln!("{}", fugue_engine::agents::confine::describe_plan(&loaded.plan));
     }
     let mut opts = RunOptions::new(&global.repo, global.state_dir());
     opts.plan_dir = loaded.dir.clone();

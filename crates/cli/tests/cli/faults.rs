@@ -49,7 +49,14 @@ impl Scenario {
         std::fs::write(repo.join("shared.txt"), "base\n").expect("write");
         git(&repo, &["add", "-A"]);
         git(&repo, &["commit", "-qm", "init"]);
-        std::fs::write(repo.join("plan.yaml"), plan(&signals)).expect("plan");
+        // The scripted agents report through files in `signals`, outside the repository: under
+        // confinement (the default where the kernel has Landlock) a plan must declare it as a
+        // directory they may write, as a build cache would be.
+        let mut text = plan(&signals);
+        if text.starts_with("version: 1\n") && !text.contains("\ncaches:") {
+            text = text.replacen("version: 1\n", &format!("version: 1\ncaches: [\"{}\"]\n", signals.display()), 1);
+        }
+        std::fs::write(repo.join("plan.yaml"), text).expect("plan");
         Self { dir: Some(dir), repo, signals }
     }
 

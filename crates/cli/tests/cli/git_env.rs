@@ -85,7 +85,14 @@ fn assert_merged_once_each(repo: &Path) {
 #[test]
 fn git_dir_work_tree_and_index_pointing_at_another_repository_change_nothing_there() {
     let dir = temp();
-    let repo = repo(dir.path(), PLAN);
+    // The agents commit their work themselves, unconfined: one that inherited `GIT_DIR` would
+    // commit into the other repository.
+    let committing = PLAN.replace(
+        r#"echo done > src/$FUGUE_TASK_ID/out.txt"] }"#,
+        r#"echo done > src/$FUGUE_TASK_ID/out.txt && git add -A && git -c user.name=agent -c user.email=agent@example.invalid commit -qm agent"], confine: off }"#,
+    );
+    assert_ne!(committing, PLAN);
+    let repo = repo(dir.path(), &committing);
     let other = dir.path().join("other");
     std::fs::create_dir_all(&other).expect("mkdir");
     git(&other, &["init", "-q"]);

@@ -4,6 +4,7 @@ mod agents;
 mod bad_inputs;
 mod bad_plans;
 mod budgets;
+mod confine;
 mod demo;
 mod drivers;
 mod faults;

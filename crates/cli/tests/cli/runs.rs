@@ -55,6 +55,7 @@ fn crash_plan(signals: &Path) -> String {
     format!(
         r#"version: 1
 base: main
+caches: ["{s}"]
 parallelization: {{ max_agents: 2, min_tasks: 2 }}
 agents:
   quick: {{ command: ["sh", "-c", "mkdir -p src/$FUGUE_TASK_ID && echo done > src/$FUGUE_TASK_ID/out.txt"] }}
@@ -168,10 +169,14 @@ tasks:
 #[test]
 fn a_flaky_agent_is_retried_and_its_attempts_counted() {
     let dir = temp();
-    let counter = dir.path().join("tries");
+    // The counter is outside the repository: a directory the plan declares for confined agents.
+    let count = dir.path().join("count");
+    std::fs::create_dir_all(&count).expect("mkdir");
+    let counter = count.join("tries");
     let plan = format!(
         r#"version: 1
 base: main
+caches: ["{d}"]
 parallelization: {{ retry_on_failure: 2 }}
 agents:
   flaky: {{ command: ["sh", "-c", "echo x >> {c}; [ $(wc -l < {c}) -ge 2 ] || exit 1; mkdir -p src/f && echo ok > src/f/out.txt"] }}
@@ -179,7 +184,8 @@ gates: {{ review: false }}
 tasks:
   - {{ id: f, agent: flaky, modifies: [src/f/**] }}
 "#,
-        c = counter.display()
+        c = counter.display(),
+        d = count.display()
     );
     let repo = repo(dir.path(), &plan);
     let out = fugue(&repo, &["run", "plan.yaml"]);

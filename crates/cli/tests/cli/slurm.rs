@@ -42,6 +42,7 @@ fn plan(rest: Option<&str>, signals: &Path) -> String {
     format!(
         r#"version: 1
 base: main
+caches: ["{s}"]
 executor: {executor}
 parallelization: {{ max_agents: 2, min_tasks: 2 }}
 agents:
@@ -147,4 +148,30 @@ fn resume_after_kill_9_reattaches_to_the_running_job() {
         assert_eq!(merges_of(&repo, task), 1, "auto/{task} merged exactly once");
     }
     assert_eq!(fugue(&repo, &["validate"]).code, 0);
+}
+
+#[test]
+fn a_slurm_job_is_confined_on_the_node() {
+    let Some(rest) = cluster() else { return };
+    if !fugue_engine::agents::confine::support().enforced() {
+        return;
+    }
+    let dir = temp();
+    let outside = dir.path().join("outside.txt");
+    let plan = format!(
+        "version: 1\nbase: main\nexecutor: {{ kind: slurm, rest: \"{rest}\" }}\nparallelization: {{ retry_on_failure: 0 }}\ngates: {{ review: false, max_iterations: 1 }}\n\
+         agents:\n  sneaky: {{ command: [\"sh\", \"-c\", \"echo job $SLURM_JOB_ID; echo sneaky > {o}; git update-ref refs/heads/main HEAD; mkdir -p src && echo x > src/x.txt\"] }}\n\
+         tasks:\n  - {{ id: t1, agent: sneaky, modifies: [\"src/**\"] }}\n",
+        o = outside.display()
+    );
+    let repo = repo(dir.path(), &plan);
+    let main_before = crate::runs::git(&repo, &["rev-parse", "main"]);
+    let out = fugue(&repo, &["run", "plan.yaml"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(!outside.exists(), "the job wrote outside the repository");
+    assert_eq!(crate::runs::git(&repo, &["rev-parse", "main"]), main_before, "main did not move");
+    let log = std::fs::read_to_string(repo.join(".claude/logs/t1.agent.log")).expect("agent log");
+    assert!(log.contains("--- fugue: confinement: on"), "{log}");
+    assert!(log.contains("job ") && log.contains("outside.txt: Permission denied"), "the refusal came from the node: {log}");
+    assert_eq!(jobs(&repo).len(), 1, "it ran as a Slurm job");
 }

@@ -63,6 +63,27 @@ pub(crate) fn check(doc: &Value) -> Vec<PlanIssue> {
         }
     }
 
+    // Caches confined agents may write: outside the repository, named so it is plain where.
+    for (i, cache) in arr(doc.get("caches")) {
+        let Some(text) = cache.as_str() else { continue };
+        let path = crate::expand_home(text);
+        let why = if text.trim().is_empty() {
+            Some("a cache path is empty")
+        } else if !path.is_absolute() {
+            Some("a cache path must be absolute or start with `~/` (relative to what? the agent works in a worktree elsewhere)")
+        } else if path.components().count() <= 1 {
+            Some("`/` as a cache would let confined agents write anywhere")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            out.push(
+                PlanIssue::error("confine/cache", format!("/caches/{i}"), format!("cache `{text}`: {why}"))
+                    .with_help("name the build cache's own directory, e.g. `~/.cargo` or `/var/cache/ccache`"),
+            );
+        }
+    }
+
     // Boundaries.
     let boundaries = doc.get("boundaries");
     let common = patterns(boundaries.and_then(|b| b.get("common")), "/boundaries/common", &mut out);

@@ -55,8 +55,13 @@ pub(crate) fn require_cli(name: &str, test: &str) -> Option<PathBuf> {
 
 /// A temp dir for agent homes and repos, under the target dir rather than `/tmp` (Codex warns
 /// "Refusing to create helper binaries under temporary dir" for a `CODEX_HOME` under `/tmp`).
+/// With `FUGUE_TEST_KEEP=1` the directory (repository, logs, CLI homes) is left for a look.
 pub(crate) fn agent_temp() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("agent-cli").tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir")
+    tempfile::Builder::new()
+        .prefix("agent-cli")
+        .disable_cleanup(std::env::var_os("FUGUE_TEST_KEEP").is_some())
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("temp dir")
 }
 
 /// Makes `dir` (created if need be) a git repository on `main` with one empty commit.
