@@ -1,4 +1,4 @@
-//! The default [`Verifier`]: fugue-quality-gates' QA in a fresh checkout.
+//! The default [`Verifier`]: fugue-quality-gates' QA in a clean checkout of the task's head.
 //!
 //! Tasks in worktrees go through [`Qa::verify`] (commit leftovers, fresh checkout, every gate
 //! concurrently). Tasks with `isolation: none` have no branch to check out: their gates run in
@@ -20,9 +20,12 @@ pub struct GatesVerifier {
 }
 
 impl GatesVerifier {
-    /// Gates for `plan`; QA checkouts go under `<state_dir>/fugue/qa`.
+    /// Gates for `plan`; QA checkouts go under `<state_dir>/fugue/qa`, a warm pool with the
+    /// plan's `pool.keep_ignored` caches, new ones seeded as `pool.seed` says.
     pub fn new(plan: &Plan, plan_dir: &Path, state_dir: &Path) -> Result<Self, String> {
-        let settings = GateSettings::default();
+        let settings = GateSettings::default()
+            .with_keep_ignored(plan.pool.keep_ignored.clone())
+            .with_seed(fugue_worktrees::plan_caches(&plan.pool));
         let qa = Qa::from_plan(plan, plan_dir, state_dir.join("fugue").join("qa"), settings).map_err(|e| e.to_string())?;
         Ok(Self { qa })
     }

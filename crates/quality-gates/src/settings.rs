@@ -34,9 +34,13 @@ pub struct GateSettings {
     pub diff_cap: usize,
     /// Extra environment for gate commands and reviewers.
     pub env: BTreeMap<String, String>,
-    /// Ignored paths (e.g. `target/`) kept when a QA checkout is recycled for the task's next
-    /// iteration. Empty (the default): every QA checkout is removed after use.
+    /// Ignored paths (e.g. `target/`) kept when a QA checkout is recycled for the next round
+    /// (of any task, in this run or a later one). Empty (the default): every QA checkout is
+    /// removed after use.
     pub keep_ignored: Vec<String>,
+    /// How a new QA checkout is seeded with each cache (the plan's `pool.seed` over
+    /// `keep_ignored`); hard links are copied instead.
+    pub seed: Vec<(String, fugue_core::SeedMode)>,
 }
 
 impl GateSettings {
@@ -84,6 +88,12 @@ impl GateSettings {
         self.keep_ignored = paths;
         self
     }
+
+    /// Seeds new QA checkouts with these caches (path, mode).
+    pub fn with_seed(mut self, caches: Vec<(String, fugue_core::SeedMode)>) -> Self {
+        self.seed = caches;
+        self
+    }
 }
 
 impl Default for GateSettings {
@@ -98,6 +108,7 @@ impl Default for GateSettings {
             diff_cap: 8 * 1024 * 1024,
             env: BTreeMap::new(),
             keep_ignored: Vec::new(),
+            seed: Vec::new(),
         }
     }
 }
