@@ -10,6 +10,7 @@
 
 mod budget;
 pub mod demo;
+pub mod disk;
 pub mod error;
 pub mod events;
 mod exec;

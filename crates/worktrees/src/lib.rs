@@ -35,5 +35,5 @@ pub use error::{ErrorClass, PoolError};
 pub use health::{HealthReport, Problem, RepairReport, STALE_LOCK_MIN_AGE, STALE_LOCK_MIN_AGE_NO_PROC};
 pub use merge::{BranchMerge, BranchOutcome, MergeReport, MergeRequest, TargetUpdate, dependency_order};
 pub use migrate::{LEGACY_POOL_DIR, LeftBehind, Migration};
-pub use seed::{SeedError, SeedReport, disk_usage, plan_caches, reflinks_supported, seed_caches};
 pub use pool::{AcquireRequest, Acquired, CleanupOptions, CleanupReport, Pool, ReleaseMode, Released};
+pub use seed::{SeedError, SeedReport, disk_usage, plan_caches, reflinks_supported, seed_caches};

@@ -62,7 +62,9 @@ pub enum SeedError {
         source: std::io::Error,
     },
     /// A cache path that leaves the checkout.
-    #[error("failed to seed the build cache `{0}`: it is not a directory inside the checkout; name it relative to the repository root in `pool.seed`")]
+    #[error(
+        "failed to seed the build cache `{0}`: it is not a directory inside the checkout; name it relative to the repository root in `pool.seed`"
+    )]
     BadPath(String),
 }
 

@@ -69,8 +69,12 @@ fn seeds(pool: Option<&Value>, out: &mut Vec<PlanIssue>) {
             );
         } else if !kept.iter().any(|k| norm(k) == norm(key)) {
             out.push(
-                PlanIssue::error("bad-seed", pointer, format!("`{key}` is seeded but not listed in `pool.keep_ignored`, so recycling a slot would delete it"))
-                    .with_help(format!("add `{key}` to `pool.keep_ignored`, or remove it from `pool.seed`")),
+                PlanIssue::error(
+                    "bad-seed",
+                    pointer,
+                    format!("`{key}` is seeded but not listed in `pool.keep_ignored`, so recycling a slot would delete it"),
+                )
+                .with_help(format!("add `{key}` to `pool.keep_ignored`, or remove it from `pool.seed`")),
             );
         }
     }
