@@ -7,7 +7,9 @@
 //! `st_blocks × 512` (what the file system really allocated: a sparse or reflinked file costs
 //! what it costs), counts a hard-linked inode once, and writes `fugue/disk.json` in the state
 //! dir; `fugue report` reads it back ([`DiskUsage::load`]). A snapshot, like the other state
-//! files: a resumed run measures again and replaces it.
+//! files: a resumed run measures again and replaces it. One limit: `st_blocks` cannot see
+//! extents shared by reflinks, so on btrfs or XFS a reflinked cache is counted in full in every
+//! slot (an upper bound; the file system's free space shows what the copies really cost).
 
 use std::path::{Path, PathBuf};
 

@@ -23,8 +23,11 @@ impl GatesVerifier {
     /// Gates for `plan`; QA checkouts go under `<state_dir>/fugue/qa`, a warm pool with the
     /// plan's `pool.keep_ignored` caches, new ones seeded as `pool.seed` says.
     pub fn new(plan: &Plan, plan_dir: &Path, state_dir: &Path) -> Result<Self, String> {
-        let settings =
-            GateSettings::default().with_keep_ignored(plan.pool.keep_ignored.clone()).with_seed(fugue_worktrees::plan_caches(&plan.pool));
+        // An `isolation: none` task's agent works in the user's checkout and may write its
+        // caches: then they are no longer the user's alone, and QA does not seed from them.
+        let agents_in_checkout = plan.tasks.iter().any(|t| plan.isolation_of(t) == fugue_core::Isolation::None);
+        let seed = if agents_in_checkout { Vec::new() } else { fugue_worktrees::plan_caches(&plan.pool) };
+        let settings = GateSettings::default().with_keep_ignored(plan.pool.keep_ignored.clone()).with_seed(seed);
         let qa = Qa::from_plan(plan, plan_dir, state_dir.join("fugue").join("qa"), settings).map_err(|e| e.to_string())?;
         Ok(Self { qa })
     }
