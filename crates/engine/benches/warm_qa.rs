@@ -18,8 +18,14 @@
 //! Between the runs the repository goes back to its first commit, so each run does the same
 //! work. A task's QA time is the journal's `qa_finished.duration_ms` (commit, checkout, gates).
 //! The goals: QA of a task ≤ 1.5 × the warm incremental test; the 4-task run ≤ 1.5 × one cold
-//! build. `FUGUE_BENCH_SMOKE=1` uses a crate without dependencies and two tasks, so that CI
-//! checks the harness in seconds, not the timings.
+//! build.
+//!
+//! The second ecosystem is a JavaScript project whose `node_modules/` comes from the npm
+//! registry (express, lodash, mocha): the cold peer is `npm ci` then `npm test`, the cache is
+//! `node_modules/`, and the gate reinstalls only when the committed lock file differs from the
+//! one the installed tree was made from. `FUGUE_BENCH_ONLY=rust` or `js` picks one.
+//! `FUGUE_BENCH_SMOKE=1` uses a crate without dependencies and two tasks and leaves the
+//! JavaScript case out, so that CI checks the harness in seconds, not the timings.
 
 #![expect(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used, reason = "a benchmark reports on stdout and may panic")]
 
@@ -78,15 +84,51 @@ fn main() {
         // SAFETY: as above.
         unsafe { std::env::remove_var(var) };
     }
+    let only = std::env::var("FUGUE_BENCH_ONLY").unwrap_or_default();
+    let mut out = String::new();
+    if only.is_empty() || only.contains("rust") {
+        out.push_str(&measure(&rust(smoke), smoke));
+    }
+    // The JavaScript case needs npm and the npm registry (once, for the lock file and the
+    // cache); the smoke run leaves it out.
+    if !smoke && (only.is_empty() || only.contains("js")) {
+        match Command::new("npm").arg("--version").output() {
+            Ok(o) if o.status.success() => out.push_str(&measure(&javascript(), smoke)),
+            _ => out.push_str("\n(JavaScript case skipped: npm is not installed.)\n"),
+        }
+    }
+    println!("{out}");
+}
+
+/// One ecosystem's project and how its tasks, gate and caches look.
+struct Eco {
+    title: String,
+    /// Makes the project in a directory and commits it; returns the checkout.
+    make: Box<dyn Fn(&Path) -> PathBuf>,
+    /// The peers' test command (argv), run in the user's checkout.
+    test: Vec<&'static str>,
+    /// What the cold peer runs, for the table.
+    cold: &'static str,
+    /// The plan's tests gate.
+    gate: &'static str,
+    /// The build cache, as in `keep_ignored`.
+    cache: &'static str,
+    /// Where task `name`'s new test goes, and its text.
+    test_path: fn(&str) -> String,
+    test_body: fn(&str) -> String,
+}
+
+fn measure(eco: &Eco, smoke: bool) -> String {
     let tasks = if smoke { 2 } else { 4 };
     let scratch = tempfile::tempdir().expect("temp");
-    let repo = project(scratch.path(), smoke);
+    let repo = (eco.make)(scratch.path());
     let reflinks = fugue_worktrees::reflinks_supported(&repo);
 
-    let cold = cargo_test(&repo);
-    std::fs::write(repo.join("tests/peer.rs"), test_file("peer", smoke)).expect("write");
-    let incremental = cargo_test(&repo);
-    std::fs::remove_file(repo.join("tests/peer.rs")).expect("remove");
+    let cold = timed(&repo, &eco.test);
+    let peer = repo.join((eco.test_path)("peer"));
+    std::fs::write(&peer, (eco.test_body)("peer")).expect("write");
+    let incremental = timed(&repo, &eco.test);
+    std::fs::remove_file(&peer).expect("remove");
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let mut rows = Vec::new();
@@ -94,13 +136,13 @@ fn main() {
     // round compiles a new test, like the incremental peer.
     for (name, warm, state, first, n) in [
         ("before: QA in a new checkout per task, no caches", false, "state-before", 1, tasks),
-        ("after: warm QA pool, seeded from the user's `target/` (first run)", true, "state-after", 1, tasks),
+        ("after: warm QA pool, seeded from the user's checkout (first run)", true, "state-after", 1, tasks),
         ("after: the same, QA checkouts left warm by the previous run", true, "state-after", tasks + 1, tasks),
         ("after: one task alone, warm QA pool (no other build competing for the cores)", true, "state-after", 2 * tasks + 1, 1),
     ] {
         reset(&repo);
         let state = scratch.path().join(state);
-        let plan = plan(first, n, warm, &scratch.path().join(format!("pool-{}", rows.len())), smoke);
+        let plan = plan(eco, first, n, warm, &scratch.path().join(format!("pool-{}", rows.len())));
         let started = Instant::now();
         let summary = rt.block_on(fugue_engine::run(plan, RunOptions::new(&repo, &state))).expect("the run starts");
         let wall = started.elapsed();
@@ -112,10 +154,22 @@ fn main() {
 
     let mut out = String::new();
     let s = |d: Duration| d.as_secs_f64();
-    let deps = if smoke { "no dependencies (smoke)" } else { "serde, serde_json, regex" };
-    writeln!(out, "### Warm QA: a Rust crate ({deps}), {tasks} tasks each adding a test, tests gate `cargo test -q`\n").unwrap();
-    writeln!(out, "File system reflinks: {}. Peers in the same run: one cold `cargo test -q` {:.1} s; one warm incremental `cargo test -q` after adding a test {:.2} s.\n", if reflinks { "yes" } else { "no (copies)" }, s(cold), s(incremental)).unwrap();
-    writeln!(out, "| run | wall | / cold build | QA per task, median (max) | of which `cargo test` | QA / incremental test | slots on disk at the end |").unwrap();
+    let test = eco.test.join(" ");
+    writeln!(out, "### Warm QA: {}, {tasks} tasks each adding a test, tests gate `{}`\n", eco.title, eco.gate).unwrap();
+    writeln!(
+        out,
+        "File system reflinks: {}. Peers in the same run: one cold `{}` {:.1} s; one warm incremental `{test}` after adding a test {:.2} s.\n",
+        if reflinks { "yes" } else { "no (copies)" },
+        eco.cold,
+        s(cold),
+        s(incremental)
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| run | wall | / cold | QA per task, median (max) | of which the tests gate | QA / incremental test | slots on disk at the end |"
+    )
+    .unwrap();
     writeln!(out, "|---|---:|---:|---:|---:|---:|---:|").unwrap();
     for (name, wall, qa, disk) in &rows {
         let total: Vec<f64> = qa.iter().map(|q| q.0).collect();
@@ -133,8 +187,81 @@ fn main() {
         )
         .unwrap();
     }
-    writeln!(out, "\nGoals: QA of a task ≤ 1.5× the incremental test; the {tasks}-task run ≤ 1.5× one cold build.").unwrap();
-    println!("{out}");
+    writeln!(out, "\nGoals: QA of a task ≤ 1.5× the incremental test; the {tasks}-task run ≤ 1.5× one cold build.\n").unwrap();
+    out
+}
+
+fn rust(smoke: bool) -> Eco {
+    Eco {
+        title: format!("a Rust crate ({})", if smoke { "no dependencies (smoke)" } else { "serde, serde_json, regex" }),
+        make: Box::new(move |dir| project(dir, smoke)),
+        test: vec!["cargo", "test", "-q"],
+        cold: "cargo test -q",
+        gate: "cargo test -q",
+        cache: "target/",
+        test_path: |name| format!("tests/{name}.rs"),
+        test_body: if smoke { |name| test_file(name, true) } else { |name| test_file(name, false) },
+    }
+}
+
+/// A JavaScript project: express and lodash as dependencies, mocha as the test runner, all from
+/// the npm registry (`node_modules/` about 100 packages). The gate reinstalls only when the
+/// committed lock file differs from the one the installed tree was made from — what keeps a
+/// kept `node_modules/` honest when a task changes the dependencies.
+fn javascript() -> Eco {
+    Eco {
+        title: "a JavaScript project (express, lodash; mocha), `node_modules/` from the npm registry".to_owned(),
+        make: Box::new(js_project),
+        test: vec!["npm", "test", "--silent"],
+        cold: "npm ci && npm test",
+        gate: "sh -c 'cmp -s package-lock.json node_modules/.fugue-lock || { npm ci --prefer-offline --no-audit --no-fund --silent && cp package-lock.json node_modules/.fugue-lock; }; npm test --silent'",
+        cache: "node_modules/",
+        test_path: |name| format!("test/{name}.test.js"),
+        test_body: |name| {
+            format!(
+                "const assert = require('assert');\nconst {{ summary }} = require('../index');\ndescribe('{name}', () => {{\n  it('sums', () => assert.strictEqual(summary([1, 2, 3]).total, 6));\n}});\n"
+            )
+        },
+    }
+}
+
+fn js_project(dir: &Path) -> PathBuf {
+    let repo = dir.join("project");
+    std::fs::create_dir_all(repo.join("test")).expect("mkdir");
+    std::fs::write(
+        repo.join("package.json"),
+        r#"{ "name": "demo", "version": "0.1.0", "private": true, "scripts": { "test": "mocha --reporter dot" },
+  "dependencies": { "express": "^4.19.0", "lodash": "^4.17.21" }, "devDependencies": { "mocha": "^10.4.0" } }
+"#,
+    )
+    .expect("write");
+    std::fs::write(
+        repo.join("index.js"),
+        "const _ = require('lodash');\nconst express = require('express');\nexports.summary = (xs) => ({ total: _.sum(xs), max: _.max(xs) });\nexports.app = () => express();\n",
+    )
+    .expect("write");
+    std::fs::write(repo.join("test/base.test.js"), (javascript().test_body)("base")).expect("write");
+    std::fs::write(repo.join(".gitignore"), "node_modules/\n").expect("write");
+    run(Command::new("npm").args(["install", "--no-audit", "--no-fund", "--silent"]).current_dir(&repo));
+    std::fs::copy(repo.join("package-lock.json"), repo.join("node_modules/.fugue-lock")).expect("copy");
+    // The peers' cold run starts without node_modules, from npm's cache, as `npm ci` does.
+    std::fs::remove_dir_all(repo.join("node_modules")).expect("remove");
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-qm", "init"]);
+    git(&repo, &["tag", "bench-start"]);
+    repo
+}
+
+fn timed(repo: &Path, argv: &[&str]) -> Duration {
+    let started = Instant::now();
+    if argv[0] == "npm" && !repo.join("node_modules").exists() {
+        // The cold peer: install, then test.
+        run(Command::new("npm").args(["ci", "--prefer-offline", "--no-audit", "--no-fund", "--silent"]).current_dir(repo));
+        std::fs::copy(repo.join("package-lock.json"), repo.join("node_modules/.fugue-lock")).expect("copy");
+    }
+    run(Command::new(argv[0]).args(&argv[1..]).current_dir(repo));
+    started.elapsed()
 }
 
 /// The crate, committed on `main`, with its lock file.
@@ -169,9 +296,11 @@ fn test_file(name: &str, smoke: bool) -> String {
     }
 }
 
-/// The plan: `tasks` command agents each adding `tests/t<i>.rs`, `i` from `first`; warm or not.
-fn plan(first: usize, tasks: usize, warm: bool, pool_dir: &Path, smoke: bool) -> fugue_core::Plan {
-    let caches = if warm { r#"keep_ignored: ["target/"], seed: { "target/": copy }"# } else { "keep_ignored: []" };
+/// The plan: `tasks` command agents each adding a test for task `t<i>`, `i` from `first`; warm
+/// (the ecosystem's cache kept and seeded) or not.
+fn plan(eco: &Eco, first: usize, tasks: usize, warm: bool, pool_dir: &Path) -> fugue_core::Plan {
+    let cache = eco.cache;
+    let caches = if warm { format!(r#"keep_ignored: ["{cache}"], seed: {{ "{cache}": copy }}"#) } else { "keep_ignored: []".to_owned() };
     let mut text = format!(
         "version: 1\nbase: main\nparallelization: {{ max_agents: {tasks}, min_tasks: 2 }}\npool: {{ size: {tasks}, dir: \"{}\", {caches} }}\n",
         pool_dir.display()
@@ -183,13 +312,14 @@ fn plan(first: usize, tasks: usize, warm: bool, pool_dir: &Path, smoke: bool) ->
     text.push_str("agents:\n");
     let ids = first..first + tasks;
     for i in ids.clone() {
-        let body = bodies.join(format!("t{i}.rs"));
-        std::fs::write(&body, test_file(&format!("t{i}"), smoke)).expect("write");
-        let _ = writeln!(text, "  a{i}: {{ command: [\"cp\", \"{}\", \"tests/t{i}.rs\"] }}", body.display());
+        let body = bodies.join(format!("t{i}"));
+        std::fs::write(&body, (eco.test_body)(&format!("t{i}"))).expect("write");
+        let _ = writeln!(text, "  a{i}: {{ command: [\"cp\", \"{}\", \"{}\"] }}", body.display(), (eco.test_path)(&format!("t{i}")));
     }
-    text.push_str("gates:\n  review: false\n  tests: { commands: [\"cargo test -q\"] }\ntasks:\n");
+    let gate = eco.gate.replace('\\', "\\\\").replace('"', "\\\"");
+    let _ = write!(text, "gates:\n  review: false\n  tests: {{ commands: [\"{gate}\"] }}\ntasks:\n");
     for i in ids {
-        let _ = writeln!(text, "  - {{ id: t{i}, agent: a{i}, modifies: [tests/t{i}.rs] }}");
+        let _ = writeln!(text, "  - {{ id: t{i}, agent: a{i}, modifies: [{}] }}", (eco.test_path)(&format!("t{i}")));
     }
     match load_str("bench.yaml", &text, &LoadOptions::default()) {
         Ok(l) => l.into_plan(),
@@ -235,12 +365,6 @@ fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);
     if v.is_empty() { 0.0 } else { v[v.len() / 2] }
-}
-
-fn cargo_test(repo: &Path) -> Duration {
-    let started = Instant::now();
-    run(Command::new("cargo").args(["test", "-q"]).current_dir(repo));
-    started.elapsed()
 }
 
 fn run(cmd: &mut Command) {

@@ -505,12 +505,15 @@ impl Qa {
     fn take_slot(&self) -> Result<Lease, QaError> {
         let mut existing: Vec<u32> = self.slot_numbers();
         existing.sort_unstable();
-        for n in existing.iter().copied().chain((1..).filter(|n| !existing.contains(n))) {
+        for n in existing.iter().copied().chain((1..=u32::MAX).filter(|n| !existing.contains(n))) {
             if let Some(lock) = self.try_lock_slot(n)? {
                 return Ok(Lease { dir: self.qa_dir.join(format!("q-{n}")), _lock: lock });
             }
         }
-        unreachable!("the slot numbers are unbounded")
+        Err(QaError::Io {
+            action: format!("find a free QA slot in {}", self.qa_dir.display()),
+            source: std::io::Error::other("every slot number is taken"),
+        })
     }
 
     /// The numbers of the QA slots that have a directory.
