@@ -58,3 +58,28 @@ impl Verifier for GatesVerifier {
         self.qa.remove_checkouts(repo).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verifier(isolation: &str) -> GatesVerifier {
+        let text = format!(
+            "version: 1\npool: {{ keep_ignored: [target/], seed: {{ target/: copy }} }}\nagents:\n  sh: {{ command: [sh, -c, 'true'] }}\ngates: {{ review: false }}\ntasks:\n  - {{ id: a, agent: sh, modifies: [src/a/**], isolation: {isolation} }}\n"
+        );
+        let plan = fugue_core::load::load_str("plan.yaml", &text, &Default::default()).expect("valid").plan;
+        let dir = tempfile::tempdir().expect("tempdir");
+        GatesVerifier::new(&plan, dir.path(), dir.path()).expect("verifier")
+    }
+
+    #[test]
+    fn qa_keeps_the_plans_caches_and_seeds_only_from_a_checkout_no_agent_writes() {
+        let qa = verifier("worktree");
+        assert_eq!(qa.qa.settings().keep_ignored, ["target/"]);
+        assert_eq!(qa.qa.settings().seed, [("target/".to_owned(), fugue_core::SeedMode::Copy)]);
+        // An agent working in the user's checkout may write its target/: QA does not seed from it.
+        let qa = verifier("none");
+        assert_eq!(qa.qa.settings().keep_ignored, ["target/"]);
+        assert!(qa.qa.settings().seed.is_empty());
+    }
+}
