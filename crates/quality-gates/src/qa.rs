@@ -10,8 +10,8 @@
 //!    the boundary rules; if one does not, the work is rejected *before* anything is
 //!    committed, so an out-of-scope file never lands on the branch. Otherwise whatever the
 //!    agent left uncommitted is committed (`git add -A`, fugue's identity, no hooks).
-//! 2. **A fresh checkout.** The branch head is checked out in a separate, clean worktree under
-//!    the QA directory (`<qa_dir>/<task-id>`), and every gate runs there, concurrently: the
+//! 2. **A clean checkout.** The branch head is checked out in a separate, clean worktree under
+//!    the QA directory (a QA slot `<qa_dir>/q-N`, see "Warm QA"), and every gate runs there, concurrently: the
 //!    boundary gate, review (unless `review: false`), tests (when there are commands or a
 //!    coverage requirement), docs (when configured) and any extra gates. A file the work
 //!    needs but that exists only in the agent's worktree — ignored, so never committed —
