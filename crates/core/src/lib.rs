@@ -53,7 +53,7 @@ pub use phase::{Phase, PhasePolicy};
 pub use plan::{
     AgentSpec, Boundaries, CommandAgentSpec, CoverageFormat, CoverageSpec, DEFAULT_ESTIMATE, DocsGateSpec, DriverAgentSpec, DriverKind,
     ExecutorSpec, FeedbackMode, GatesSpec, Isolation, OverlapPolicy, PLAN_VERSION, Parallelization, Permissions, Plan, PluginAgentSpec,
-    PoolSpec, PromptInput, ReviewGateSpec, Severity, SlurmSpec, SparseMode, TaskSpec, TestsGateSpec, Toggle, merge_config,
+    PoolSpec, PromptInput, ReviewGateSpec, SeedMode, Severity, SlurmSpec, SparseMode, TaskSpec, TestsGateSpec, Toggle, merge_config,
 };
 pub use planner::{ExecutionPlan, PlanError, Planner};
 pub use scope::{Pattern, PatternError, Scope};

@@ -153,6 +153,28 @@ pub struct PoolSpec {
     /// Sparse checkout mode, for very large repositories.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sparse: Option<SparseMode>,
+    /// How a new slot (agent worktree or QA checkout) gets each build cache of `keep_ignored`
+    /// from the user's checkout, by cache path (`target/: copy`). A cache not named here
+    /// starts empty.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub seed: BTreeMap<String, SeedMode>,
+}
+
+/// How a new slot is seeded with a build cache from the user's checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SeedMode {
+    /// A copy that keeps modification times: reflinks where the file system has them
+    /// (`cp --reflink=auto`), else bytes. Safe for every cache, Rust `target/` included.
+    Copy,
+    /// Reflinks only; nothing where the file system has none (a cache too big to copy).
+    Reflink,
+    /// Hard links: only for caches whose files are replaced, never rewritten in place (never
+    /// Rust `target/`). An agent writing through a link changes the user's copy; QA checkouts
+    /// copy instead.
+    Hardlink,
+    /// Not seeded (a cache that is not relocatable, such as a Python `.venv`).
+    None,
 }
 
 impl Default for PoolSpec {
@@ -164,6 +186,7 @@ impl Default for PoolSpec {
             copy: Vec::new(),
             setup: Vec::new(),
             sparse: None,
+            seed: BTreeMap::new(),
         }
     }
 }

@@ -71,6 +71,9 @@ fn main() {
     if only.is_empty() || only.contains("merge") {
         out.push_str(&merges(smoke));
     }
+    if only.is_empty() || only.contains("first_agent") {
+        out.push_str(&first_agent(smoke));
+    }
     println!("{out}");
     GRAVEYARD.lock().expect("graveyard").clear();
 }
@@ -713,6 +716,93 @@ fn merges(smoke: bool) -> String {
         .unwrap();
     }
     s.push('\n');
+    s
+}
+
+// ---------------------------------------------------------------- 6. time to the first agent
+
+/// A one-task plan whose agent writes the time it started (ns since the epoch) into its
+/// worktree, so the run's merge brings it to `main`.
+fn first_agent_plan(run: usize, pool_dir: &Path) -> Plan {
+    let text = format!(
+        "version: 1\nbase: main\nparallelization: {{ max_agents: 1, auto_cleanup: false }}\npool: {{ size: 1, dir: \"{}\" }}\n\
+         agents:\n  stamp: {{ command: [\"sh\", \"-c\", \"date +%s%N > started-r{run}.txt\"] }}\n\
+         gates: {{ review: false }}\ntasks:\n  - {{ id: r{run}, agent: stamp, modifies: [started-r{run}.txt] }}\n",
+        pool_dir.display()
+    );
+    match load_str("first-agent.yaml", &text, &LoadOptions::default()) {
+        Ok(l) => l.into_plan(),
+        Err(e) => panic!("the first-agent plan does not load: {e:?}"),
+    }
+}
+
+/// From `fugue run` to the first agent's start on a big repository, with a new pool (the slot
+/// is checked out during the run) and a warm one (a second run recycles the slot), beside what
+/// the peers pay before their agent starts: one `git worktree add` of the repository. And what a
+/// slot costs on disk against a new worktree per task.
+fn first_agent(smoke: bool) -> String {
+    let (files, rounds) = if smoke { (2_000, 1) } else { (50_000, 3) };
+    let rt = runtime();
+    let repo = imported_repo(files, true, smoke);
+    let base = repo.parent().expect("parent").to_path_buf();
+    let started_at = |run: usize| -> f64 {
+        let out = Command::new("git").args(["show", &format!("main:started-r{run}.txt")]).current_dir(&repo).output().expect("git show");
+        String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().expect("a timestamp") / 1e6
+    };
+    let now_ms = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let (warm_state, warm_pool) = (base.join("warm-state"), base.join("warm-pool"));
+    let mut run = 0;
+    let mut times: [Vec<f64>; 3] = Default::default();
+    for round in 0..=rounds {
+        // Cold: a new state dir and pool, the slot created in the run.
+        run += 1;
+        let t0 = now_ms();
+        run_in(&rt, &repo, &base.join(format!("cold-{run}/state")), first_agent_plan(run, &base.join(format!("cold-{run}/pool"))));
+        let cold = started_at(run) - t0;
+        // Warm: the same pool again; the first round only warms it.
+        run += 1;
+        let t0 = now_ms();
+        run_in(&rt, &repo, &warm_state, first_agent_plan(run, &warm_pool));
+        let warm = started_at(run) - t0;
+        // The peers: a new worktree for the task.
+        let peer = base.join(format!("peer-{round}"));
+        let t0 = Instant::now();
+        git(&repo, &["worktree", "add", "-q", "-b", &format!("peer/{round}"), &peer.to_string_lossy(), "main"]);
+        let add = secs(t0.elapsed()) * 1000.0;
+        if round > 0 {
+            times[0].push(cold);
+            times[1].push(warm);
+            times[2].push(add);
+        }
+    }
+    let slot = fugue_engine::worktrees::disk_usage([warm_pool.join("wt-1").as_path()]);
+    let peer_disk = fugue_engine::worktrees::disk_usage([base.join("peer-0").as_path()]);
+    let mut s = String::new();
+    writeln!(s, "### Time to the first agent on a {files}-file repository\n").unwrap();
+    writeln!(
+        s,
+        "From calling `fugue_engine::run` to the agent's first instruction (its `date +%s%N`, merged to `main`), one task, \
+         {rounds} round(s) after a warm-up, the three in turn. ms, median (best).\n"
+    )
+    .unwrap();
+    writeln!(s, "| contender | to the first agent | vs `git worktree add` |").unwrap();
+    writeln!(s, "|---|---:|---:|").unwrap();
+    let peer = median(&mut times[2].clone());
+    for (name, v) in ["fugue, new pool (the slot is checked out in the run)", "fugue, warm pool (a recycled slot)", "peer: `git worktree add`"]
+        .iter()
+        .zip(times.iter_mut())
+    {
+        let best = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let m = median(v);
+        writeln!(s, "| {name} | {m:.0} ({best:.0}) | {:.2} |", m / peer).unwrap();
+    }
+    writeln!(
+        s,
+        "\nDisk: a slot {:.1} MiB, a peer's worktree {:.1} MiB; a pool of N slots serves any number of tasks, a worktree per task costs that per task.\n",
+        slot as f64 / 1048576.0,
+        peer_disk as f64 / 1048576.0
+    )
+    .unwrap();
     s
 }
 

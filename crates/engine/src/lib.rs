@@ -11,6 +11,7 @@
 mod budget;
 mod confine;
 pub mod demo;
+pub mod disk;
 pub mod error;
 pub mod events;
 mod exec;

@@ -123,7 +123,7 @@ pub(crate) fn checkpoint_group(state_dir: &Path, view: &RunView, group: &fugue_c
 /// Writes the final report next to the task logs.
 pub(crate) fn report_file(state_dir: &Path, view: &RunView, graph: &DependencyGraph) {
     let plan = crate::report::saved_plan(state_dir);
-    let report = crate::report::build_for(view, Some(graph), plan.as_ref());
+    let report = crate::report::build_for(view, Some(graph), plan.as_ref()).with_disk(state_dir);
     let path = state_dir.join("logs").join(format!("report-{}.md", view.execution_id));
     let _ = fugue_core::state::write_snapshot(&path, report.to_markdown().as_bytes());
 }

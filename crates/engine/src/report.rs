@@ -141,6 +141,9 @@ pub struct Report {
     pub budget: Option<BudgetReport>,
     /// The playbook's efficiency metrics.
     pub efficiency: Efficiency,
+    /// What the run's slots cost on disk, measured at its end ([`Report::with_disk`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk: Option<crate::disk::DiskUsage>,
 }
 
 /// A token count: `850`, `12.3k` (as [`Usage::brief`] writes it); "unknown" when not known.
@@ -323,8 +326,17 @@ pub fn build_for(view: &RunView, graph: Option<&DependencyGraph>, plan: Option<&
         priced_runs: view.tasks.values().map(|t| t.priced_runs).sum(),
         budget: plan.and_then(|p| budget_report(view, p)),
         efficiency: efficiency(view),
+        disk: None,
         usage,
         tasks,
+    }
+}
+
+impl Report {
+    /// Adds the disk measurement the run in `state_dir` wrote at its end (see `disk`).
+    pub fn with_disk(mut self, state_dir: &Path) -> Self {
+        self.disk = crate::disk::DiskUsage::load(state_dir);
+        self
     }
 }
 
@@ -479,6 +491,9 @@ impl Report {
                 None => "-",
             };
             s.push_str(&format!("| {name} | {} | {target} | {met} |\n", m.text()));
+        }
+        if let Some(disk) = &self.disk {
+            s.push_str(&disk.markdown());
         }
         // Failure reasons quote agent output, which may echo a secret.
         fugue_core::redact::redact_str(&s).into_owned()

@@ -586,6 +586,8 @@ async fn drive(
     stopped_agents().await;
     lp.emit(Event::RunFinished { outcome })?;
     lp.flush(true)?;
+    // Measured before the cleanup below removes the slots: what the run's slots cost.
+    crate::disk::record(&state_dir, shared.pool.as_ref().map(|p| p.dir().to_path_buf()), plan.pool.keep_ignored.clone()).await;
     logs::report_file(&state_dir, &lp.view, sealed.graph());
     if plan.parallelization.auto_cleanup
         && outcome == RunOutcome::Success

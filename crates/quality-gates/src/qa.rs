@@ -10,8 +10,8 @@
 //!    the boundary rules; if one does not, the work is rejected *before* anything is
 //!    committed, so an out-of-scope file never lands on the branch. Otherwise whatever the
 //!    agent left uncommitted is committed (`git add -A`, fugue's identity, no hooks).
-//! 2. **A fresh checkout.** The branch head is checked out in a separate, clean worktree under
-//!    the QA directory (`<qa_dir>/<task-id>`), and every gate runs there, concurrently: the
+//! 2. **A clean checkout.** The branch head is checked out in a separate, clean worktree under
+//!    the QA directory (a QA slot `<qa_dir>/q-N`, see "Warm QA"), and every gate runs there, concurrently: the
 //!    boundary gate, review (unless `review: false`), tests (when there are commands or a
 //!    coverage requirement), docs (when configured) and any extra gates. A file the work
 //!    needs but that exists only in the agent's worktree — ignored, so never committed —
@@ -24,18 +24,28 @@
 //!    burnt), rejected when a gate failed (with the feedback text for the agent's next
 //!    iteration), approved otherwise.
 //!
-//! The checkout is removed afterwards, or, when the settings keep ignored build caches,
-//! recycled for the task's next iteration: reset to the new head and cleaned of everything
-//! but those caches. A checkout left by a crash is replaced on the next use. The iteration
-//! loop itself belongs to the engine; [`QaOutcome::feedback`] is what it passes on.
+//! **Warm QA.** The checkouts are a pool of their own, `<qa_dir>/q-1…q-N`, keyed by slot, not
+//! by task: a round takes the first free warm slot (an exclusive `flock` on `q-N.lock`, which
+//! a crash releases), else a new one, and holds it until its gates are done. When the settings
+//! keep ignored build caches (the plan's `pool.keep_ignored`), a slot outlives the round and the
+//! run: the next round, of any task and any later run, resets it to its head (`checkout
+//! --detach --force`, which rewrites only the files that differ) and cleans everything but
+//! those caches (`clean -ffdx -e <cache>…`), so its build is incremental. A slot that cannot be
+//! reset — a crash left it half-made or locked, its registration is gone — is replaced. A new
+//! slot is seeded (`pool.seed`, see `fugue_worktrees::seed_caches`) from the user's checkout,
+//! else from a free warm slot, with copies even where the plan says hard links: QA's caches
+//! are written by QA's own builds and the user's, never by an agent, which is what keeps
+//! "only committed files decide" true with warm caches. Without kept caches a slot is removed
+//! after each round, as before. The iteration loop itself belongs to the engine;
+//! [`QaOutcome::feedback`] is what it passes on.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use fugue_core::{
-    Boundaries, Finding, GateContext, GateReport, GateVerdict, GatesSpec, Phase, Plan, QaVerdict, QualityGate, Scope, Severity, TaskId,
-    TaskSpec,
+    Boundaries, Finding, GateContext, GateReport, GateVerdict, GatesSpec, Phase, Plan, QaVerdict, QualityGate, Scope, SeedMode, Severity,
+    TaskId, TaskSpec,
 };
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
@@ -319,11 +329,6 @@ impl Qa {
         gates
     }
 
-    /// The fresh checkout directory of a task.
-    pub fn checkout_dir(&self, task: &TaskId) -> PathBuf {
-        self.qa_dir.join(task.as_str())
-    }
-
     /// Judges one iteration of `req.task`'s work (see the module docs).
     pub async fn verify(&self, req: &QaRequest<'_>) -> Result<QaOutcome, QaError> {
         let started = Instant::now();
@@ -417,7 +422,8 @@ impl Qa {
         // Gates that judge only the change need no checkout of the whole repository: the
         // agent's worktree, just committed, holds the change.
         let fresh = gates.iter().any(|g| g.needs_fresh_checkout());
-        let checkout = if fresh { self.prepare_checkout(&repo, &task.id, &head).await? } else { req.worktree.to_owned() };
+        let lease = if fresh { Some(self.lease_checkout(&repo, &head).await?) } else { None };
+        let checkout = lease.as_ref().map_or_else(|| req.worktree.to_owned(), |l| l.dir.clone());
         let mut ctx = gate_context(&task.id, task.phase, &checkout);
         ctx.base_commit = req.base_commit.to_owned();
         ctx.head_commit = head.clone();
@@ -426,8 +432,10 @@ impl Qa {
         ctx.modifies = task.modifies.clone();
         ctx.common = self.common.clone();
         let reports = run_gates(&gates, &ctx).await;
-        if fresh && self.settings.keep_ignored.is_empty() {
-            remove_checkout(&repo, &checkout).await;
+        if let Some(lease) = lease
+            && self.settings.keep_ignored.is_empty()
+        {
+            remove_checkout(&repo, &lease.dir).await;
         }
 
         // 3. The verdict.
@@ -456,16 +464,17 @@ impl Qa {
         }
     }
 
-    /// A clean checkout of `head` for `task`: recycled when the settings keep ignored caches
-    /// and a previous one is usable, else created anew.
-    async fn prepare_checkout(&self, repo: &Git, task: &TaskId, head: &str) -> Result<PathBuf, QaError> {
+    /// A clean checkout of `head` in a QA slot held until the lease is dropped: a warm slot
+    /// reset and cleaned when the settings keep caches and it can be, else a new one, seeded.
+    async fn lease_checkout(&self, repo: &Git, head: &str) -> Result<Lease, QaError> {
         std::fs::create_dir_all(&self.qa_dir)
             .map_err(|source| QaError::Io { action: format!("create the QA directory {}", self.qa_dir.display()), source })?;
-        let dir = self.checkout_dir(task);
+        let lease = self.take_slot()?;
+        let dir = lease.dir.clone();
         let dir_str = dir.to_str().ok_or_else(|| QaError::NonUtf8Path(dir.clone()))?.to_owned();
-        if !self.settings.keep_ignored.is_empty() && dir.join(".git").exists() {
+        if !self.settings.keep_ignored.is_empty() && dir.join(".git").is_file() {
             let g = Git::new(&dir, self.settings.command_timeout);
-            let mut clean: Vec<&str> = vec!["clean", "-ffdx"];
+            let mut clean: Vec<&str> = vec!["clean", "-ffdxq"];
             for keep in &self.settings.keep_ignored {
                 clean.extend(["-e", keep.as_str()]);
             }
@@ -474,26 +483,147 @@ impl Qa {
                 g.run(&clean).await
             };
             match reset.await {
-                Ok(_) => return Ok(dir),
+                Ok(_) => return Ok(lease),
                 Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "failed to recycle the QA checkout; making a new one"),
             }
         }
         remove_checkout(repo, &dir).await;
-        let _admin = worktree_admin_lock(repo).await;
-        repo.run(&["worktree", "add", "--detach", "--force", "--quiet", &dir_str, head])
-            .await
-            .map_err(git_error(format!("create a fresh checkout of {head} at {}", dir.display())))?;
-        Ok(dir)
+        {
+            let _admin = worktree_admin_lock(repo).await;
+            repo.run(&["worktree", "add", "--detach", "--force", "--quiet", &dir_str, head])
+                .await
+                .map_err(git_error(format!("create a fresh checkout of {head} at {}", dir.display())))?;
+        }
+        if !self.settings.keep_ignored.is_empty() && !self.settings.seed.is_empty() {
+            self.seed(repo, &dir).await;
+        }
+        Ok(lease)
     }
 
-    /// Removes every QA checkout (at the end of a run).
+    /// Takes a QA slot: the lowest free one that exists (warm), else the lowest number with no
+    /// checkout. "Free" is an exclusive `flock` on `q-N.lock`, taken without waiting; the
+    /// kernel drops it when its holder dies, so a crash never leaves a slot taken.
+    fn take_slot(&self) -> Result<Lease, QaError> {
+        let mut existing: Vec<u32> = self.slot_numbers();
+        existing.sort_unstable();
+        for n in existing.iter().copied().chain((1..=u32::MAX).filter(|n| !existing.contains(n))) {
+            if let Some(lock) = self.try_lock_slot(n)? {
+                return Ok(Lease { dir: self.qa_dir.join(format!("q-{n}")), _lock: lock });
+            }
+        }
+        Err(QaError::Io {
+            action: format!("find a free QA slot in {}", self.qa_dir.display()),
+            source: std::io::Error::other("every slot number is taken"),
+        })
+    }
+
+    /// The numbers of the QA slots that have a directory.
+    fn slot_numbers(&self) -> Vec<u32> {
+        let Ok(entries) = std::fs::read_dir(&self.qa_dir) else { return Vec::new() };
+        entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("q-")).and_then(|n| n.parse().ok()))
+            .collect()
+    }
+
+    /// The lock of slot `n` if no one holds it.
+    fn try_lock_slot(&self, n: u32) -> Result<Option<std::fs::File>, QaError> {
+        let path = self.qa_dir.join(format!("q-{n}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| QaError::Io { action: format!("open the QA slot lock {}", path.display()), source })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(source)) => {
+                Err(QaError::Io { action: format!("lock the QA slot {}", path.display()), source })
+            }
+        }
+    }
+
+    /// Seeds a new slot's caches from the user's checkout, then what is still missing from a
+    /// free warm slot (held while it is read, so no build writes it meanwhile). A failure is
+    /// logged: the slot then builds cold.
+    async fn seed(&self, repo: &Git, dir: &Path) {
+        let caches: Vec<(String, SeedMode)> = self
+            .settings
+            .seed
+            .iter()
+            // QA's caches are its own: a hard link would let whoever writes the source through it.
+            .map(|(p, m)| (p.clone(), if *m == SeedMode::Hardlink { SeedMode::Copy } else { *m }))
+            .collect();
+        let mut sources: Vec<(PathBuf, Option<std::fs::File>)> = Vec::new();
+        if let Ok(top) = repo.run(&["rev-parse", "--show-toplevel"]).await {
+            sources.push((PathBuf::from(top.trim()), None));
+        }
+        for n in self.slot_numbers() {
+            let other = self.qa_dir.join(format!("q-{n}"));
+            if other != dir
+                && let Ok(Some(lock)) = self.try_lock_slot(n)
+            {
+                sources.push((other, Some(lock)));
+                break;
+            }
+        }
+        let dest = dir.to_owned();
+        let seeded = tokio::task::spawn_blocking(move || {
+            let mut done = Vec::new();
+            for (src, _held) in &sources {
+                match fugue_worktrees::seed_caches(src, &dest, &caches) {
+                    Ok(r) => done.extend(r.seeded.into_iter().map(|c| format!("{c} from {}", src.display()))),
+                    Err(e) => tracing::warn!(dir = %dest.display(), error = %e, "a QA cache is not seeded"),
+                }
+            }
+            done
+        })
+        .await
+        .unwrap_or_default();
+        tracing::debug!(dir = %dir.display(), seeded = ?seeded, "seeded a new QA checkout");
+    }
+
+    /// The QA slots' directories (`q-1…`), in slot order.
+    pub fn checkouts(&self) -> Vec<PathBuf> {
+        let mut numbers = self.slot_numbers();
+        numbers.sort_unstable();
+        numbers.into_iter().map(|n| self.qa_dir.join(format!("q-{n}"))).collect()
+    }
+
+    /// The end of a run. Without kept caches every QA checkout is removed; with them the free
+    /// ones stay warm for the next run, and only leftovers that are no slot (the per-task
+    /// checkouts of older versions) are removed.
     pub async fn remove_checkouts(&self, repo: &Path) {
         let repo = Git::new(repo, self.settings.command_timeout);
         let Ok(entries) = std::fs::read_dir(&self.qa_dir) else { return };
         for entry in entries.flatten() {
-            remove_checkout(&repo, &entry.path()).await;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".lock") {
+                continue;
+            }
+            let slot = name.strip_prefix("q-").and_then(|n| n.parse::<u32>().ok());
+            match slot {
+                Some(_) if !self.settings.keep_ignored.is_empty() => {}
+                Some(n) => {
+                    // Held by a round of another process: not ours to remove.
+                    if let Ok(Some(_lock)) = self.try_lock_slot(n) {
+                        remove_checkout(&repo, &path).await;
+                    }
+                }
+                None => remove_checkout(&repo, &path).await,
+            }
         }
     }
+}
+
+/// A QA slot held for one round; dropping it frees the slot.
+#[derive(Debug)]
+struct Lease {
+    dir: PathBuf,
+    _lock: std::fs::File,
 }
 
 /// The exclusive lock every fugue process takes around `git worktree add/remove/prune` in a

@@ -34,12 +34,16 @@ pub struct GateSettings {
     pub diff_cap: usize,
     /// Extra environment for gate commands and reviewers.
     pub env: BTreeMap<String, String>,
-    /// Ignored paths (e.g. `target/`) kept when a QA checkout is recycled for the task's next
-    /// iteration. Empty (the default): every QA checkout is removed after use.
+    /// Ignored paths (e.g. `target/`) kept when a QA checkout is recycled for the next round
+    /// (of any task, in this run or a later one). Empty (the default): every QA checkout is
+    /// removed after use.
     pub keep_ignored: Vec<String>,
     /// The plan's `confine` for reviewer agents (which may override it); they always run
     /// read-only confined (their CLI state and a temp dir) unless it is `off`.
     pub confine: Option<fugue_core::ConfineMode>,
+    /// How a new QA checkout is seeded with each cache (the plan's `pool.seed` over
+    /// `keep_ignored`); hard links are copied instead.
+    pub seed: Vec<(String, fugue_core::SeedMode)>,
 }
 
 impl GateSettings {
@@ -87,6 +91,12 @@ impl GateSettings {
         self.keep_ignored = paths;
         self
     }
+
+    /// Seeds new QA checkouts with these caches (path, mode).
+    pub fn with_seed(mut self, caches: Vec<(String, fugue_core::SeedMode)>) -> Self {
+        self.seed = caches;
+        self
+    }
 }
 
 impl Default for GateSettings {
@@ -102,6 +112,7 @@ impl Default for GateSettings {
             env: BTreeMap::new(),
             keep_ignored: Vec::new(),
             confine: None,
+            seed: Vec::new(),
         }
     }
 }

@@ -61,6 +61,18 @@ impl Pool {
     }
 }
 
+/// Bytes the trees under `roots` take on disk, measured like a slot (`st_blocks`, each inode
+/// once however many hard links or roots reach it, symlinks not followed, one file system per
+/// root); for the run's QA checkouts and other trees that are not pool slots.
+pub fn disk_usage<'a>(roots: impl IntoIterator<Item = &'a Path>) -> u64 {
+    let mut seen = HashSet::new();
+    let mut usage = SlotDisk::default();
+    for root in roots {
+        walk(root, root, &[], false, &mut seen, &mut usage);
+    }
+    usage.bytes
+}
+
 /// The `keep_ignored` entries as directory names or root-relative paths (`target/` → `target`,
 /// `/build/` → `/build`); glob patterns are not cache dirs this report can name, and are left out.
 fn cache_names(keep: &[String]) -> Vec<String> {

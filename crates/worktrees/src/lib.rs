@@ -28,12 +28,14 @@ mod merge;
 mod migrate;
 mod pool;
 mod repo;
+mod seed;
 mod sparse;
 mod state;
 
-pub use disk::{SlotDisk, human_bytes};
+pub use disk::{SlotDisk, disk_usage, human_bytes};
 pub use error::{ErrorClass, PoolError};
 pub use health::{HealthReport, Problem, RepairReport, STALE_LOCK_MIN_AGE, STALE_LOCK_MIN_AGE_NO_PROC};
 pub use merge::{BranchMerge, BranchOutcome, MergeMethod, MergeReport, MergeRequest, TargetUpdate, dependency_order};
 pub use migrate::{LEGACY_POOL_DIR, LeftBehind, Migration};
 pub use pool::{AcquireRequest, Acquired, CleanupOptions, CleanupReport, Pool, ReleaseMode, Released};
+pub use seed::{SeedError, SeedReport, plan_caches, reflinks_supported, seed_caches};

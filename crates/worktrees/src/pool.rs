@@ -295,6 +295,9 @@ impl Pool {
                 .map(|s| PathBuf::from(&s.path))
                 .collect();
             self.create_detached(&missing, &head)?;
+            for path in &missing {
+                self.seed(path);
+            }
         }
         locked.save(new.clone())?;
         Ok(new)
@@ -330,6 +333,9 @@ impl Pool {
                 _ => Start::At(base.clone()),
             };
             let warm = self.prepare(&slot.id, &path, &branch, &start, req)?;
+            if !warm {
+                self.seed(&path);
+            }
             self.copy_files(&path)?;
             self.run_setup(&path, &req.task, &branch)?;
             Ok((warm, start == Start::Existing))
@@ -670,6 +676,22 @@ impl Pool {
             .next()
             .flatten()
             .ok_or_else(|| PoolError::BaseNotFound { base: base.to_owned() })
+    }
+
+    /// Seeds a new slot's build caches from the user's checkout (`pool.seed`, see `seed`). A
+    /// failure leaves that cache empty: the slot still works, its first build is cold.
+    fn seed(&self, path: &Path) {
+        let caches = crate::seed::plan_caches(&self.spec);
+        if caches.is_empty() {
+            return;
+        }
+        match crate::seed::seed_caches(&self.repo.toplevel, path, &caches) {
+            Ok(r) if !r.seeded.is_empty() => {
+                tracing::debug!(slot = %path.display(), caches = ?r.seeded, reflinked = r.reflinked, copied = r.copied, linked = r.linked, "seeded build caches");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(slot = %path.display(), error = %e, "the slot starts with an empty build cache"),
+        }
     }
 
     /// Copies the `pool.copy` entries from the repository into the worktree. Missing sources

@@ -228,7 +228,7 @@ pub(crate) fn report(global: &Global, args: ReportArgs) -> CliResult {
     // The saved plan says which tasks may change nothing (`allow_empty`); without it the
     // report does not claim either way.
     let plan = fugue_engine::report::saved_plan(&global.state_dir());
-    let report = fugue_engine::report::build_for(&run.view, run.graph.as_ref(), plan.as_ref());
+    let report = fugue_engine::report::build_for(&run.view, run.graph.as_ref(), plan.as_ref()).with_disk(&global.state_dir());
     if args.json {
         json(&report)?;
     } else {

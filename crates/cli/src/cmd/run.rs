@@ -141,7 +141,7 @@ where
     let summary = summary.map_err(engine_error)?;
     if style != Style::Json && !global.quiet {
         let plan = fugue_engine::report::saved_plan(&global.state_dir());
-        let report = fugue_engine::report::build_for(&summary.view, Some(&summary.graph), plan.as_ref());
+        let report = fugue_engine::report::build_for(&summary.view, Some(&summary.graph), plan.as_ref()).with_disk(&global.state_dir());
         println!("{}", report.to_markdown());
     }
     Ok(match summary.outcome {

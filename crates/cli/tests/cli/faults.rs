@@ -329,8 +329,8 @@ pub(crate) fn check_invariants(s: &Scenario, tasks: &[Expect<'_>]) -> Vec<String
         Err(e) => bad.push(format!("RESOURCE_LOCKS.json: {e}")),
     }
 
-    // No orphan worktree: every linked worktree exists, is not prunable, and is a pool slot or
-    // the integration worktree; no slot is left busy.
+    // No orphan worktree: every linked worktree exists, is not prunable, and is a pool slot,
+    // the integration worktree or a (detached) warm QA checkout; no slot is left busy.
     let pool: Value =
         std::fs::read_to_string(s.state().join("pool-state.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null);
     let slots: Vec<String> =
@@ -350,7 +350,14 @@ pub(crate) fn check_invariants(s: &Scenario, tasks: &[Expect<'_>]) -> Vec<String
         if entry.lines().any(|l| l.starts_with("prunable")) {
             bad.push(format!("worktree {path} is prunable (its directory is gone)"));
         }
-        let known = slots.iter().any(|p| Path::new(p) == Path::new(path)) || path.ends_with("/integration");
+        // A warm QA checkout (`<state>/fugue/qa/q-N`) stays across runs by design, detached:
+        // it holds no branch, so it can block no merge or branch deletion.
+        let qa_slot = Path::new(path).parent().is_some_and(|p| p.ends_with("fugue/qa"))
+            && Path::new(path).file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("q-"));
+        if qa_slot && !entry.lines().any(|l| l == "detached") {
+            bad.push(format!("QA checkout {path} is not detached"));
+        }
+        let known = slots.iter().any(|p| Path::new(p) == Path::new(path)) || path.ends_with("/integration") || qa_slot;
         if !known {
             bad.push(format!("worktree {path} belongs to no pool slot"));
         }

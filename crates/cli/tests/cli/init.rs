@@ -25,3 +25,16 @@ fn init_refuses_to_overwrite_without_force() {
     assert_eq!(std::fs::read_to_string(dir.path().join("fugue.yaml")).expect("read"), "mine");
     assert_eq!(fugue(dir.path(), &["init", "--force"]).code, 0);
 }
+
+#[test]
+fn init_writes_the_caches_and_tests_of_the_project_it_finds() {
+    let dir = temp();
+    std::fs::write(dir.path().join("Cargo.toml"), "[package]\nname = \"x\"\n").expect("write");
+    let out = fugue(dir.path(), &["init"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("caches and tests for Cargo.toml"), "{}", out.stdout);
+    let text = std::fs::read_to_string(dir.path().join("fugue.yaml")).expect("written");
+    assert!(text.contains("keep_ignored: [\"target/\"]") && text.contains("seed: { \"target/\": copy }"), "{text}");
+    assert!(text.contains("tests: { commands: [\"cargo test\"] }"), "{text}");
+    assert_eq!(fugue(dir.path(), &["plan", "fugue.yaml"]).code, 0);
+}

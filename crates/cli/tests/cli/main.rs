@@ -17,6 +17,7 @@ mod runs;
 mod schema;
 mod secrets;
 mod slurm;
+mod warm_qa;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

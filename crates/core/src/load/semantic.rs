@@ -50,6 +50,36 @@ fn duration(v: Option<&Value>, pointer: String, out: &mut Vec<PlanIssue>) {
     }
 }
 
+/// Every `pool.seed` key must name a cache of `pool.keep_ignored` (a seeded directory that is
+/// not kept would be cleaned away at the slot's first recycle) and stay inside the checkout.
+fn seeds(pool: Option<&Value>, out: &mut Vec<PlanIssue>) {
+    let Some(seed) = pool.and_then(|p| p.get("seed")).and_then(Value::as_object) else { return };
+    let kept: Vec<String> = match pool.and_then(|p| p.get("keep_ignored")) {
+        Some(v) => arr(Some(v)).filter_map(|(_, k)| k.as_str().map(str::to_owned)).collect(),
+        None => crate::PoolSpec::default().keep_ignored,
+    };
+    let norm = |s: &str| s.trim_start_matches('/').trim_end_matches('/').to_owned();
+    for key in seed.keys() {
+        let pointer = pointer_join("/pool/seed", key);
+        let path = std::path::Path::new(key.trim_start_matches('/'));
+        if key.trim_matches('/').is_empty() || path.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            out.push(
+                PlanIssue::error("bad-seed", pointer, format!("`{key}` is not a directory inside the checkout"))
+                    .with_help("name a build cache relative to the repository root, such as `target/`"),
+            );
+        } else if !kept.iter().any(|k| norm(k) == norm(key)) {
+            out.push(
+                PlanIssue::error(
+                    "bad-seed",
+                    pointer,
+                    format!("`{key}` is seeded but not listed in `pool.keep_ignored`, so recycling a slot would delete it"),
+                )
+                .with_help(format!("add `{key}` to `pool.keep_ignored`, or remove it from `pool.seed`")),
+            );
+        }
+    }
+}
+
 /// Runs every semantic check on the (defaults-merged) plan document.
 pub(crate) fn check(doc: &Value) -> Vec<PlanIssue> {
     let mut out = Vec::new();
@@ -98,6 +128,7 @@ pub(crate) fn check(doc: &Value) -> Vec<PlanIssue> {
     commands(gates.and_then(|g| g.get("tests")).and_then(|t| t.get("commands")), "/gates/tests/commands", &mut out);
     commands(gates.and_then(|g| g.get("docs")).and_then(|t| t.get("commands")), "/gates/docs/commands", &mut out);
     commands(doc.get("pool").and_then(|p| p.get("setup")), "/pool/setup", &mut out);
+    seeds(doc.get("pool"), &mut out);
     if let Some(reviewer) = gates.and_then(|g| g.get("review")).and_then(|r| r.get("agent")).and_then(Value::as_str)
         && !agents.iter().any(|a| a == reviewer)
     {

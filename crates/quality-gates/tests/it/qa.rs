@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use fugue_core::{Agent, AgentContext, AgentOutcome, Boundaries, GateVerdict, QaVerdict, TaskId, TaskSpec};
+use fugue_core::{Agent, AgentContext, AgentOutcome, Boundaries, GateVerdict, QaVerdict, SeedMode, TaskId, TaskSpec};
 use fugue_quality_gates::{GateSettings, Qa, QaOutcome, QaRequest};
 use serde_json::json;
 
@@ -241,11 +241,92 @@ async fn recycled_checkouts_keep_build_caches_and_lose_everything_else() {
     write(&fx.worktree, "src/lib.rs", &format!("{LIB}\n/// Twice.\npub fn twice(a: u32) -> u32 {{\n    add(a, a)\n}}\n"));
     let second = verify(&qa, &fx, &t, 1).await;
     assert_eq!(second.verdict, QaVerdict::TaskApproved, "{second:#?}");
-    let checkout = qa.checkout_dir(&TaskId::new("t1").expect("id"));
+    let checkouts = qa.checkouts();
+    assert_eq!(checkouts, [fx.qa_dir.join("q-1")], "one slot, recycled");
+    let checkout = &checkouts[0];
     assert_eq!(std::fs::read_to_string(checkout.join("target/runs")).expect("kept cache"), "run\nrun\n");
-    assert_eq!(git(&checkout, &["rev-parse", "HEAD"]), second.head_commit, "the recycled checkout is at the new head");
+    assert_eq!(git(checkout, &["rev-parse", "HEAD"]), second.head_commit, "the recycled checkout is at the new head");
     qa.remove_checkouts(&fx.repo).await;
+    assert!(checkout.join("target/runs").exists(), "with kept caches the slot stays warm for the next run");
+    // Without kept caches, the end of the run removes it.
+    qa_without_caches(&fx).remove_checkouts(&fx.repo).await;
     assert!(!checkout.exists());
+}
+
+fn qa_without_caches(fx: &Fixture) -> Qa {
+    Qa::new(gates(json!({"review": false})), &Boundaries::default(), &fx.qa_dir, settings())
+}
+
+/// QA with warm caches: `target/` kept and seeded by copy from the user's checkout.
+fn warm_qa(fx: &Fixture) -> Qa {
+    Qa::new(
+        gates(json!({"review": false})),
+        &Boundaries::default(),
+        &fx.qa_dir,
+        settings().with_keep_ignored(vec!["target/".to_owned()]).with_seed(vec![("target/".to_owned(), SeedMode::Copy)]),
+    )
+}
+
+#[tokio::test]
+async fn warm_caches_never_let_a_file_only_in_the_agents_worktree_change_the_verdict() {
+    let fx = Fixture::new();
+    // The user's own build left a cache: new QA slots are seeded from it.
+    write(&fx.repo, "target/from-user", "user build\n");
+    write(&fx.worktree, "src/lib.rs", LIB);
+    fx.commit("one");
+    // Only in the agent's worktree: an ignored file outside the caches, and one planted in the
+    // very cache dir QA recycles.
+    write(&fx.worktree, "fixture.data", "the agent's\n");
+    write(&fx.worktree, "target/planted", "the agent's\n");
+    let needs = |file: &str| {
+        task(&["src/**"], &[&format!("sh -c 'echo run >> target/qa-runs; test -f target/from-user || exit 3; test -f {file}'")])
+    };
+    for (round, file) in ["fixture.data", "target/planted", "fixture.data"].into_iter().enumerate() {
+        // A new Qa each round: the slot is warm across runs, not only within one.
+        let outcome = verify(&warm_qa(&fx), &fx, &needs(file), round as u32).await;
+        assert_eq!(outcome.verdict, QaVerdict::TaskRejected, "round {round}, {file}: {outcome:#?}");
+        let checkout = fx.qa_dir.join("q-1");
+        assert_eq!(
+            std::fs::read_to_string(checkout.join("target/qa-runs")).expect("QA's own cache"),
+            "run\n".repeat(round + 1),
+            "the same warm slot every round"
+        );
+        assert!(!checkout.join("fixture.data").exists() && !checkout.join("target/planted").exists());
+    }
+    assert!(fx.worktree.join("fixture.data").exists() && fx.worktree.join("target/planted").exists(), "the agent's files stay its own");
+    assert!(!fx.repo.join("target/qa-runs").exists(), "seeding copies: QA never writes into the user's cache");
+
+    // An untracked file is no way in either: it is committed and judged as such, or, out of
+    // the task's scope, rejected before any gate runs.
+    write(&fx.worktree, "notes.md", "untracked\n");
+    let outcome = verify(&warm_qa(&fx), &fx, &needs("notes.md"), 3).await;
+    assert_eq!(outcome.verdict, QaVerdict::TaskRejected);
+    assert_eq!(outcome.reports.iter().map(|r| r.gate.as_str()).collect::<Vec<_>>(), ["boundary"], "{outcome:#?}");
+}
+
+#[tokio::test]
+async fn a_busy_slot_is_skipped_and_a_broken_one_is_replaced() {
+    let fx = Fixture::new();
+    write(&fx.worktree, "src/lib.rs", LIB);
+    fx.commit("one");
+    let t = task(&["src/**"], &["sh -c 'mkdir -p target && echo run >> target/qa-runs'"]);
+    assert_eq!(verify(&warm_qa(&fx), &fx, &t, 0).await.verdict, QaVerdict::TaskApproved);
+    // Another round (of another process) holds q-1: this one takes a new slot.
+    let held = std::fs::OpenOptions::new().write(true).open(fx.qa_dir.join("q-1.lock")).expect("lock file");
+    held.lock().expect("lock");
+    assert_eq!(verify(&warm_qa(&fx), &fx, &t, 1).await.verdict, QaVerdict::TaskApproved);
+    assert_eq!(warm_qa(&fx).checkouts(), [fx.qa_dir.join("q-1"), fx.qa_dir.join("q-2")]);
+    drop(held);
+    // A crash left a git lock in q-1: resetting it fails, so it is replaced, and the new
+    // checkout is seeded from the free warm slot q-2 (the user's checkout has no cache).
+    let gitdir = git(&fx.qa_dir.join("q-1"), &["rev-parse", "--absolute-git-dir"]);
+    std::fs::write(std::path::Path::new(&gitdir).join("index.lock"), "").expect("lock");
+    let outcome = verify(&warm_qa(&fx), &fx, &t, 2).await;
+    assert_eq!(outcome.verdict, QaVerdict::TaskApproved, "{outcome:#?}");
+    assert_eq!(std::fs::read_to_string(fx.qa_dir.join("q-1/target/qa-runs")).expect("cache"), "run\nrun\n", "q-2's cache and this run");
+    assert!(!std::path::Path::new(&gitdir).join("index.lock").exists(), "a new checkout");
+    assert_eq!(git(&fx.qa_dir.join("q-1"), &["rev-parse", "HEAD"]), outcome.head_commit);
+    assert_eq!(git(&fx.qa_dir.join("q-1"), &["status", "--porcelain"]), "");
 }
 
 #[tokio::test]

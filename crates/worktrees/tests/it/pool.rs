@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use fugue_core::state::SlotStatus;
-use fugue_core::{CommandLine, Pattern, PoolSpec, Scope, SparseMode};
+use fugue_core::{CommandLine, Pattern, PoolSpec, Scope, SeedMode, SparseMode};
 use fugue_worktrees::{AcquireRequest, CleanupOptions, ErrorClass, PoolError, ReleaseMode};
 
 use crate::common::{Fixture, commit, git, task, write};
@@ -137,6 +137,45 @@ fn merged_branch_is_reset_to_the_new_base() {
     assert!(!b.kept_existing_branch, "the old branch had nothing of its own");
     assert_eq!(b.base, newer);
     assert_eq!(git(&b.path, &["rev-parse", "HEAD"]), newer);
+}
+
+#[test]
+fn new_slots_are_seeded_with_the_users_caches_and_recycled_ones_keep_their_own() {
+    let fx = Fixture::new();
+    // The user's checkout has built: a Rust target/, a node_modules/ and a Python .venv/.
+    write(&fx.repo, "target/debug/libdep.rlib", "artifact");
+    write(&fx.repo, "node_modules/pkg/index.js", "dep");
+    write(&fx.repo, ".venv/bin/python", "not relocatable");
+    let seed = [("target/", SeedMode::Copy), ("node_modules/", SeedMode::Hardlink), (".venv/", SeedMode::None)];
+    let spec = PoolSpec {
+        keep_ignored: vec!["target/".into(), "node_modules/".into(), ".venv/".into()],
+        seed: seed.iter().map(|(p, m)| ((*p).to_owned(), *m)).collect(),
+        ..fx.spec(1)
+    };
+    let pool = fx.pool(spec);
+    let a = pool.acquire(&AcquireRequest::new(task("first"))).expect("acquire");
+    assert!(!a.warm);
+    assert_eq!(std::fs::read_to_string(a.path.join("target/debug/libdep.rlib")).expect("seeded"), "artifact");
+    let (user, slot) = (fx.repo.join("node_modules/pkg/index.js"), a.path.join("node_modules/pkg/index.js"));
+    use std::os::unix::fs::MetadataExt as _;
+    assert_eq!(std::fs::metadata(&user).expect("stat").ino(), std::fs::metadata(&slot).expect("stat").ino(), "hard-linked");
+    assert!(!a.path.join(".venv").exists(), "seed: none");
+    let slot_lib = a.path.join("target/debug/libdep.rlib");
+    assert_ne!(
+        std::fs::metadata(fx.repo.join("target/debug/libdep.rlib")).expect("stat").ino(),
+        std::fs::metadata(&slot_lib).expect("stat").ino()
+    );
+    // The agent builds: a recycled slot keeps its own cache, it is not seeded over.
+    std::fs::write(&slot_lib, "rebuilt").expect("write");
+    pool.release(&a.slot, ReleaseMode::KeepBranch).expect("release");
+    let b = pool.acquire(&AcquireRequest::new(task("second"))).expect("recycle");
+    assert!(b.warm);
+    assert_eq!(std::fs::read_to_string(b.path.join("target/debug/libdep.rlib")).expect("kept"), "rebuilt");
+    assert_eq!(
+        std::fs::read_to_string(fx.repo.join("target/debug/libdep.rlib")).expect("user's"),
+        "artifact",
+        "a copy, never written through"
+    );
 }
 
 #[test]
