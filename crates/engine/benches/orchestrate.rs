@@ -788,9 +788,10 @@ fn first_agent(smoke: bool) -> String {
     writeln!(s, "| contender | to the first agent | vs `git worktree add` |").unwrap();
     writeln!(s, "|---|---:|---:|").unwrap();
     let peer = median(&mut times[2].clone());
-    for (name, v) in ["fugue, new pool (the slot is checked out in the run)", "fugue, warm pool (a recycled slot)", "peer: `git worktree add`"]
-        .iter()
-        .zip(times.iter_mut())
+    for (name, v) in
+        ["fugue, new pool (the slot is checked out in the run)", "fugue, warm pool (a recycled slot)", "peer: `git worktree add`"]
+            .iter()
+            .zip(times.iter_mut())
     {
         let best = v.iter().copied().fold(f64::INFINITY, f64::min);
         let m = median(v);
