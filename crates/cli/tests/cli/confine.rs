@@ -23,16 +23,7 @@ fn journal(repo: &Path) -> Vec<serde_json::Value> {
     text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
-fn run(repo: &Path) -> crate::Output {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fugue"))
-        .args(["run", "plan.yaml"])
-        .current_dir(repo)
-        .env("NO_COLOR", "1")
-        .envs(crate::GIT_IDENTITY)
-        .output()
-        .expect("run fugue");
-    out.into()
-}
+use crate::run_plan as run;
 
 #[test]
 fn every_write_outside_the_worktree_is_refused_and_the_task_fails_naming_it() {

@@ -60,6 +60,18 @@ pub(crate) fn fugue(dir: &Path, args: &[&str]) -> Output {
     out.into()
 }
 
+/// `fugue run plan.yaml` in `repo`, as a user runs it (with the tests' git identity).
+pub(crate) fn run_plan(repo: &Path) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_fugue"))
+        .args(["run", "plan.yaml"])
+        .current_dir(repo)
+        .env("NO_COLOR", "1")
+        .envs(GIT_IDENTITY)
+        .output()
+        .expect("run fugue");
+    out.into()
+}
+
 /// A fresh temp dir for one test.
 pub(crate) fn temp() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("fugue-cli-test").tempdir().expect("temp dir")

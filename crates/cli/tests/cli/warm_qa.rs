@@ -37,16 +37,7 @@ tasks:
     plan
 }
 
-fn run(repo: &Path) -> crate::Output {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fugue"))
-        .args(["run", "plan.yaml"])
-        .current_dir(repo)
-        .env("NO_COLOR", "1")
-        .envs(crate::GIT_IDENTITY)
-        .output()
-        .expect("run fugue");
-    out.into()
-}
+use crate::run_plan as run;
 
 fn qa_runs(repo: &Path) -> usize {
     let qa = repo.join(".claude/fugue/qa");
