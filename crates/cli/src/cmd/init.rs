@@ -95,6 +95,18 @@ impl Ecosystem {
         }
     }
 
+    /// Directories outside the checkout its build tools write (confined agents may write only
+    /// these beyond their worktree): cargo's registry and git checkouts, npm's cache, pip's
+    /// cache, Go's module and build caches.
+    fn home_caches(self) -> &'static [&'static str] {
+        match self {
+            Ecosystem::Rust => &["~/.cargo"],
+            Ecosystem::JavaScript => &["~/.npm"],
+            Ecosystem::Python => &["~/.cache/pip"],
+            Ecosystem::Go => &["~/go", "~/.cache/go-build"],
+        }
+    }
+
     fn test_command(self) -> &'static str {
         match self {
             Ecosystem::Rust => "cargo test",
@@ -137,7 +149,17 @@ pub(crate) fn starter_plan(preset: Preset, ecosystems: &[Ecosystem]) -> String {
         let commands: Vec<&str> = ecosystems.iter().map(|e| e.test_command()).collect();
         (caches, format!("  tests: {{ commands: [{}] }}\n", quoted(&commands)))
     };
-    TEMPLATE.replace("{{AGENT}}", preset.name()).replace("{{POOL_CACHES}}", &caches).replace("{{TESTS}}", &tests)
+    let home: Vec<&str> = ecosystems.iter().flat_map(|e| e.home_caches().iter().copied()).collect();
+    let home_caches = if home.is_empty() {
+        "# caches: [\"~/.cargo\"]        # directories outside the checkout agents may also write\n".to_owned()
+    } else {
+        format!("caches: [{}]   # outside the checkout, agents may also write these (the build tools' caches)\n", quoted(&home))
+    };
+    TEMPLATE
+        .replace("{{AGENT}}", preset.name())
+        .replace("{{POOL_CACHES}}", &caches)
+        .replace("{{TESTS}}", &tests)
+        .replace("{{HOME_CACHES}}", &home_caches)
 }
 
 pub(crate) fn run(global: &Global, args: InitArgs) -> CliResult {
