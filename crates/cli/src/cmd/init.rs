@@ -190,6 +190,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn confined_agents_may_write_the_build_tools_caches_of_the_ecosystem() {
+        let plan = |ecos: &[Ecosystem]| {
+            fugue_core::load::load_str("fugue.yaml", &starter_plan(Preset::Claude, ecos), &Default::default()).expect("valid").plan
+        };
+        assert_eq!(plan(&[Ecosystem::Rust]).caches, ["~/.cargo"]);
+        assert_eq!(plan(&[Ecosystem::JavaScript, Ecosystem::Go]).caches, ["~/.npm", "~/go", "~/.cache/go-build"]);
+        assert!(plan(&[]).caches.is_empty(), "none found: left commented out");
+        assert!(starter_plan(Preset::Claude, &[]).contains("# budget: {"), "budgets are shown");
+    }
+
+    #[test]
     fn every_preset_yields_a_valid_plan() {
         for preset in [Preset::Claude, Preset::Codex, Preset::Gemini, Preset::Aider, Preset::Opencode] {
             let text = starter_plan(preset, &[]);
